@@ -1,0 +1,31 @@
+"""edgeact: an ACT driving policy from training to a Raspberry Pi 5 rover, and driving it.
+
+Library entry points::
+
+    policy = edgeact.load_policy("checkpoints/run1", backend="onnx-int8")
+    chunk = policy.predict_chunk(frame_rgb_uint8, state)   # (chunk_size, action_dim) float32
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from edgeact.backends.base import Backend
+
+
+def load_policy(path: str, backend: str = "torch", **options) -> "Backend":
+    """Load a checkpoint or bundle and return a ready :class:`~edgeact.backends.base.Backend`.
+
+    ``path``: a LeRobot pretrained directory, an edgeact checkpoint or export bundle, or a
+    ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8",
+    "torch-int8" or "hailo" (see ``edgeact.backends.registry.BACKENDS``).
+    """
+    from edgeact.backends.registry import load_backend
+
+    return load_backend(path, backend, **options)
+
+
+__all__ = ["__version__", "load_policy"]

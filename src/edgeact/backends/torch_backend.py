@@ -1,0 +1,59 @@
+"""PyTorch fp32 backend: the reference every other backend is checked against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeact.backends.base import Frames, PolicySpec
+from edgeact.checkpoint import Checkpoint, build_policy, load_checkpoint
+from edgeact.config import OBS_IMAGE_PREFIX
+
+
+def spec_from_checkpoint(checkpoint: Checkpoint) -> PolicySpec:
+    config = checkpoint.config
+    return PolicySpec(
+        camera_names=tuple(k.removeprefix(OBS_IMAGE_PREFIX) for k in config.image_features),
+        image_size=config.image_size,
+        state_dim=config.state_dim,
+        action_dim=config.action_dim,
+        chunk_size=config.chunk_size,
+        fps=checkpoint.fps,
+        action_names=checkpoint.action_names,
+    )
+
+
+class TorchBackend:
+    """Runs :class:`~edgeact.model.inference.InferenceModel` in eager PyTorch on the CPU."""
+
+    name = "torch"
+
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None) -> None:
+        import torch
+
+        from edgeact.model.inference import InferenceModel
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.checkpoint = checkpoint
+        self.spec = spec_from_checkpoint(checkpoint)
+        self.model = InferenceModel(build_policy(checkpoint), checkpoint.stats).eval()
+
+    def predict_chunk(self, image: Frames, state: np.ndarray) -> np.ndarray:
+        import torch
+
+        frames, state = self.spec.check_inputs(image, state)
+        inputs = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
+        if self.spec.state_dim:
+            inputs.append(torch.from_numpy(state)[None])
+        with torch.inference_mode():
+            chunk = self.model(*inputs)[0]
+        return chunk.numpy().astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        pass
+
+
+def load(path: str | Path, threads: int | None = None, config_path=None, stats_path=None) -> TorchBackend:
+    return TorchBackend(load_checkpoint(path, config_path, stats_path), threads=threads)

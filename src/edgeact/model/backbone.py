@@ -1,0 +1,164 @@
+"""ResNet feature extractor with torchvision's parameter names and frozen batch norm.
+
+Our own code (no torchvision dependency), laid out so that ``state_dict()`` keys are
+torchvision's (``conv1``, ``bn1.*``, ``layer1.0.conv1``, ``layer1.0.downsample.0`` ...)
+minus ``fc`` and ``num_batches_tracked``, exactly as LeRobot's ``IntermediateLayerGetter``
+over a torchvision ResNet with ``FrozenBatchNorm2d`` saves them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from edgeact.errors import CheckpointError, ConfigError
+
+# name -> (block kind, blocks per stage)
+RESNET_LAYOUTS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+}
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics and affine parameters, all buffers (never trained)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # torchvision checkpoints carry this counter; a frozen norm has no use for it.
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+
+
+def _conv3x3(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+
+
+def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, width: int, stride: int, dilation: int, downsample: nn.Module | None):
+        super().__init__()
+        self.conv1 = _conv3x3(c_in, width, stride)
+        self.bn1 = FrozenBatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(width, width)
+        self.bn2 = FrozenBatchNorm2d(width)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int, dilation: int, downsample: nn.Module | None):
+        super().__init__()
+        self.conv1 = _conv1x1(c_in, width)
+        self.bn1 = FrozenBatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride, dilation)
+        self.bn2 = FrozenBatchNorm2d(width)
+        self.conv3 = _conv1x1(width, width * self.expansion)
+        self.bn3 = FrozenBatchNorm2d(width * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet stem and four stages; returns the layer4 feature map (B, out_channels, H/32, W/32)."""
+
+    def __init__(self, name: str = "resnet18", dilate_final_stage: bool = False) -> None:
+        super().__init__()
+        if name not in RESNET_LAYOUTS:
+            raise ConfigError(f"unknown vision_backbone {name!r}; use one of {sorted(RESNET_LAYOUTS)}")
+        kind, blocks = RESNET_LAYOUTS[name]
+        block = BasicBlock if kind == "basic" else Bottleneck
+        if dilate_final_stage and block is BasicBlock:
+            # Same limit as torchvision: a 3x3 basic block has no dilated variant.
+            raise ConfigError(
+                f"replace_final_stride_with_dilation is not supported with {name}; use resnet50 or set it false"
+            )
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.bn1 = FrozenBatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self._c_in, self._dilation = 64, 1
+        self.layer1 = self._make_stage(block, 64, blocks[0], stride=1)
+        self.layer2 = self._make_stage(block, 128, blocks[1], stride=2)
+        self.layer3 = self._make_stage(block, 256, blocks[2], stride=2)
+        self.layer4 = self._make_stage(block, 512, blocks[3], stride=2, dilate=dilate_final_stage)
+        self.out_channels = 512 * block.expansion
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_stage(self, block: type, width: int, n: int, stride: int, dilate: bool = False) -> nn.Sequential:
+        previous_dilation = self._dilation
+        if dilate:
+            self._dilation *= stride
+            stride = 1
+        downsample = None
+        if stride != 1 or self._c_in != width * block.expansion:
+            downsample = nn.Sequential(
+                _conv1x1(self._c_in, width * block.expansion, stride), FrozenBatchNorm2d(width * block.expansion)
+            )
+        layers = [block(self._c_in, width, stride, previous_dilation, downsample)]
+        self._c_in = width * block.expansion
+        layers += [block(self._c_in, width, 1, self._dilation, None) for _ in range(1, n)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def load_pretrained(self, path: str | Path) -> None:
+        """Load ImageNet weights from a torchvision ResNet state-dict file the user supplies."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(
+                f"backbone weights file not found: {path} (save torchvision's resnet state_dict there, "
+                "or pass no weights to train the backbone from scratch)"
+            )
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path} does not fit this backbone: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )

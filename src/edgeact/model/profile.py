@@ -1,0 +1,54 @@
+"""Model size and compute: parameter counts and FLOPs per inference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from edgeact.model.act import ACTPolicy
+
+TRAINING_ONLY_PREFIXES = ("model.vae_encoder",)
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    params_total: int
+    params_inference: int  # without the CVAE encoder, which inference skips
+    gflops: float  # per predict_chunk at the config's input size (1 FLOP = 1 multiply or add)
+
+
+def count_params(policy: ACTPolicy) -> tuple[int, int]:
+    total = inference = 0
+    for name, p in policy.named_parameters():
+        total += p.numel()
+        if not name.startswith(TRAINING_ONLY_PREFIXES):
+            inference += p.numel()
+    return total, inference
+
+
+def count_gflops(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
+    """FLOPs of one forward pass, counted by PyTorch's dispatcher (matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(*inputs)
+    return counter.get_total_flops() / 1e9
+
+
+def dummy_inputs(policy: ACTPolicy) -> list[torch.Tensor]:
+    """Zero frames and state shaped as the model's inputs (batch 1)."""
+    config = policy.config
+    h, w = config.image_size
+    inputs = [torch.zeros(1, h, w, 3, dtype=torch.uint8) for _ in config.image_features]
+    if config.state_dim:
+        inputs.append(torch.zeros(1, config.state_dim))
+    if config.env_state_feature:
+        inputs.append(torch.zeros(1, config.env_state_feature.shape[0]))
+    return inputs
+
+
+def profile(policy: ACTPolicy, inference_model: torch.nn.Module) -> ModelProfile:
+    total, inference = count_params(policy)
+    return ModelProfile(total, inference, count_gflops(inference_model, dummy_inputs(policy)))
