@@ -1,57 +1,17 @@
-"""Shared fixtures: tiny ACT checkpoints that build in well under a second."""
+"""Shared fixtures: tiny ACT checkpoints that build in well under a second.
+
+Helpers live in factories.py: this file is shadowed by sub-folder conftest files for imports."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from edgeact.config import ACTConfig, rover_features
+from factories import randomize_frozen_bn, rover_stats, tiny_config
 
 torch.set_num_threads(1)
-
-TINY = dict(
-    dim_model=32, n_heads=4, dim_feedforward=64, n_encoder_layers=1, n_decoder_layers=1,
-    n_vae_encoder_layers=1, latent_dim=8, chunk_size=10, n_action_steps=10,
-    pretrained_backbone_weights=None,
-)
-
-
-def tiny_config(image_size=(64, 96), **overrides) -> ACTConfig:
-    inputs, outputs = rover_features(image_size)
-    return ACTConfig(input_features=inputs, output_features=outputs, **{**TINY, **overrides})
-
-
-def rover_stats(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Non-trivial stats, so that a missing or misapplied normalization shows."""
-    rng = np.random.default_rng(seed)
-    def vec(shape, lo, hi):
-        return rng.uniform(lo, hi, shape).astype(np.float32)
-    return {
-        "observation.state": {"mean": vec(2, -0.2, 0.2), "std": vec(2, 0.3, 0.6),
-                              "min": vec(2, -1, -0.8), "max": vec(2, 0.8, 1)},
-        "action": {"mean": vec(2, -0.2, 0.2), "std": vec(2, 0.3, 0.6),
-                   "min": vec(2, -1, -0.8), "max": vec(2, 0.8, 1)},
-        "observation.images.cam_front": {"mean": vec((3, 1, 1), 0.4, 0.6), "std": vec((3, 1, 1), 0.2, 0.3),
-                                         "min": np.zeros((3, 1, 1), np.float32),
-                                         "max": np.ones((3, 1, 1), np.float32)},
-    }
-
-
-def randomize_frozen_bn(policy) -> None:
-    """Frozen batch norm starts as identity; give it real statistics so bugs in it show."""
-    from edgeact.model.backbone import FrozenBatchNorm2d
-
-    g = torch.Generator().manual_seed(0)
-    for m in policy.modules():
-        if isinstance(m, FrozenBatchNorm2d):
-            n = m.weight.numel()
-            m.weight.copy_(1 + 0.1 * torch.randn(n, generator=g))
-            m.bias.copy_(0.1 * torch.randn(n, generator=g))
-            m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-            m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
 
 
 @pytest.fixture

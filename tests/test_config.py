@@ -5,7 +5,7 @@ import pytest
 from edgeact.config import ACTConfig, PolicyFeature
 from edgeact.errors import ConfigError
 
-from conftest import tiny_config
+from factories import tiny_config
 
 LEROBOT_CONFIG = {
     "type": "act",

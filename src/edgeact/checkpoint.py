@@ -73,8 +73,8 @@ def load_checkpoint(
 def _load_directory(path: Path, config_path, stats_path) -> Checkpoint:
     weights = path / WEIGHTS_NAME
     if not weights.is_file():
-        # Our train output keeps the LeRobot dir under pretrained_model/ (as LeRobot's train does).
-        for nested in (path / "pretrained_model", path / "best" / "pretrained_model"):
+        # A training output directory: ours keeps best/ and last/, LeRobot's checkpoints/last/pretrained_model.
+        for nested in (path / "best", path / "pretrained_model", path / "checkpoints" / "last" / "pretrained_model"):
             if (nested / WEIGHTS_NAME).is_file():
                 return _load_directory(nested, config_path, stats_path)
         raise CheckpointError(f"{path} has no {WEIGHTS_NAME}: is it a LeRobot pretrained_model directory?")

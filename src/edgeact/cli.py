@@ -16,6 +16,9 @@ from edgeact.errors import EdgeactError
 
 COMMAND_MODULES = (
     "inspect",
+    "sim",
+    "data",
+    "train",
 )
 
 

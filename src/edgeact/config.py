@@ -23,6 +23,13 @@ ACTION = "action"
 FEATURE_TYPES = ("VISUAL", "STATE", "ENV", "ACTION")
 NORMALIZATION_MODES = ("MEAN_STD", "MIN_MAX", "IDENTITY")
 RESNET_BACKBONES = ("resnet18", "resnet34", "resnet50")
+# LeRobot's PreTrainedConfig fields that the model does not use, with LeRobot's defaults: written
+# when a config did not come with them, so our config.json has every key LeRobot's has. A null
+# device lets LeRobot pick the best device available when it loads the file.
+LEROBOT_BASE_FIELDS: dict[str, Any] = {
+    "device": None, "use_amp": False, "use_peft": False, "push_to_hub": True, "repo_id": None,
+    "private": None, "tags": None, "license": None, "pretrained_path": None,
+}
 
 
 @dataclass
@@ -181,6 +188,7 @@ class ACTConfig:
             if f.name in ("input_features", "output_features"):
                 value = {k: {"type": v.type, "shape": list(v.shape)} for k, v in value.items()}
             out[f.name] = value
+        out.update(LEROBOT_BASE_FIELDS)
         out.update(self.extra)
         return out
 

@@ -5,7 +5,7 @@ from edgeact.model.act import ACTPolicy
 from edgeact.model.backbone import ResNetBackbone
 from edgeact.model.transformer import MultiheadAttention
 
-from conftest import tiny_config
+from factories import tiny_config
 
 
 def test_backbone_keys_are_torchvision_layout_without_fc_or_counters():

@@ -1,0 +1,64 @@
+"""`edgeact data stats|import-lerobot`: inspect and import episode datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data",
+        help="episode datasets: statistics, LeRobotDataset v3 import",
+        description="Rover episode datasets (episode_NNN/ with frames/, data.csv, meta.json).",
+    )
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    st = sub.add_parser(
+        "stats",
+        help="validate episodes and print counts, fps, size, duration and action statistics",
+        description="Read and validate every episode under DIR, then summarize them.",
+    )
+    st.add_argument("dir", metavar="DIR", help="folder of episodes (or one episode folder)")
+    st.add_argument("--plot", default=None, metavar="FILE.png", help="save a histogram of steering and throttle")
+    st.add_argument("--json", action="store_true", help="print the summary as JSON")
+    st.add_argument("--check-frames", action="store_true", help="decode every frame too (slower)")
+    st.set_defaults(func=run_stats)
+
+    imp = sub.add_parser(
+        "import-lerobot",
+        help="convert a LeRobotDataset v3 directory into episodes",
+        description="Convert a local LeRobotDataset v3.0 (meta/info.json, data/, videos/) into "
+        "episode_NNN/ folders. Actions must be [steering, throttle] in [-1, 1].",
+    )
+    imp.add_argument("src", metavar="SRC", help="LeRobotDataset v3 directory")
+    imp.add_argument("dst", metavar="DST", help="new or empty folder for the episodes")
+    imp.add_argument("--camera", default=None, metavar="KEY", help="camera feature to import if there are several")
+    imp.set_defaults(func=run_import)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from edgeact.data.episodes import load_episodes
+    from edgeact.data.stats import format_summary, plot_action_histogram, summarize
+
+    episodes = load_episodes(args.dir, validate=args.check_frames)
+    summary = summarize(episodes)
+    summary["root"] = str(args.dir)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.dir}")
+        print(format_summary(summary))
+    if args.plot:
+        plot_action_histogram(episodes, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from edgeact.data.lerobot_import import import_lerobot
+
+    print(f"importing {args.src} → {args.dst}", flush=True)
+    paths = import_lerobot(args.src, args.dst, camera_key=args.camera, progress=lambda m: print(m, flush=True))
+    print(f"done: {len(paths)} episode(s) in {args.dst}")
+    return 0

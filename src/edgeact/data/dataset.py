@@ -1,0 +1,217 @@
+"""A torch Dataset over rover episodes that yields what LeRobot's ACT training consumes.
+
+Item ``t`` (a frame of some episode)::
+
+    "observation.images.cam_front": (3, H, W) float32 in [0, 1]
+    "observation.state":            (S,) float32
+    "action":                       (chunk_size, 2) float32, actions t .. t+chunk_size-1; past the
+                                    episode's end the last action is repeated
+    "action_is_pad":                (chunk_size,) bool, True where the action is such padding
+    "episode_index", "frame_index", "index": int64; "timestamp": float32
+
+as LeRobot's ``delta_timestamps`` for ACT (action offsets 0 .. chunk_size-1 frames, clamped to
+the episode, with ``action_is_pad``) produce them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from edgeact.data.episodes import Episode, check_consistent, load_episodes
+from edgeact.errors import DataError
+
+CAMERA_KEY = "observation.images.cam_front"
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageAugment:
+    """Photometric jitter and small shifts for training (never for validation).
+
+    Each factor is drawn uniformly per sample: brightness ×[1-b, 1+b], contrast ×[1-c, 1+c]
+    around the mean grey, saturation ×[1-s, 1+s], per-channel gains ×[1-h, 1+h] (a cheap hue
+    and white-balance shift), and a translation of up to ``shift_x``/``shift_y`` of the width/
+    height (edge pixels repeated). Horizontal shifts stay small: they look like a heading change,
+    which the steering label does not follow.
+    """
+
+    brightness: float = 0.25
+    contrast: float = 0.25
+    saturation: float = 0.3
+    hue: float = 0.06
+    shift_x: float = 0.02
+    shift_y: float = 0.05
+
+    def __call__(self, img: np.ndarray, rand: np.ndarray | None = None) -> np.ndarray:
+        """Augment one HxWx3 uint8 RGB image; ``rand``: 8 numbers in [0, 1) (torch's RNG if None,
+        so DataLoader workers get different draws)."""
+        r = torch.rand(8).numpy() if rand is None else np.asarray(rand, dtype=np.float64)
+        u = lambda k, a: 1.0 + a * (2.0 * r[k] - 1.0)  # noqa: E731
+        x = img.astype(np.float32)
+        x *= u(0, self.brightness)
+        gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = (x - gray.mean()) * u(1, self.contrast) + gray.mean()
+        gray = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        x = gray + (x - gray) * u(2, self.saturation)
+        x *= np.array([u(3, self.hue), u(4, self.hue), u(5, self.hue)], np.float32)
+        out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        h, w = img.shape[:2]
+        dx = (2 * r[6] - 1) * self.shift_x * w
+        dy = (2 * r[7] - 1) * self.shift_y * h
+        if abs(dx) >= 0.5 or abs(dy) >= 0.5:
+            m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
+            out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return out
+
+
+class EpisodeDataset(Dataset):
+    """Frames of ``episodes`` with their state, action chunk and padding mask.
+
+    ``image_size`` (H, W): resize frames on decode (e.g. record at 360x640, train at 96x128).
+    ``augment``: True for :class:`ImageAugment` defaults, or an instance; False for validation.
+    ``cache``: keep decoded (resized) uint8 frames in memory: True, False, or "auto" (on when
+    all frames fit in ``cache_limit_mb``). Call :meth:`preload` before creating DataLoader
+    workers so they share the decoded frames instead of each decoding its own.
+    """
+
+    def __init__(
+        self,
+        episodes: Sequence[Episode] | str | os.PathLike,
+        chunk_size: int = 100,
+        *,
+        image_size: tuple[int, int] | None = None,
+        augment: bool | ImageAugment = False,
+        cache: bool | str = "auto",
+        cache_limit_mb: float = 2048.0,
+        camera_key: str = CAMERA_KEY,
+    ) -> None:
+        if isinstance(episodes, (str, os.PathLike)):
+            episodes = load_episodes(episodes)
+        self.episodes = list(episodes)
+        check_consistent(self.episodes)
+        if chunk_size < 1:
+            raise DataError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.chunk_size = int(chunk_size)
+        self.camera_key = camera_key
+        src_h, src_w = self.episodes[0].image_size
+        self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else (src_h, src_w)
+        self._resize = self.image_size != (src_h, src_w)
+        self.augment = ImageAugment() if augment is True else (augment or None)
+        lengths = [len(ep) for ep in self.episodes]
+        self._ep_index = np.repeat(np.arange(len(self.episodes)), lengths)
+        self._frame_index = np.concatenate([np.arange(n) for n in lengths])
+        self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        h, w = self.image_size
+        total_mb = len(self._ep_index) * h * w * 3 / 2**20
+        if cache == "auto":
+            cache = total_mb <= cache_limit_mb
+        self.cache_enabled = bool(cache)
+        self._cache: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ shape info
+    @property
+    def fps(self) -> float:
+        return self.episodes[0].fps
+
+    @property
+    def state_dim(self) -> int:
+        return int(self.episodes[0].states.shape[1])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.episodes[0].actions.shape[1])
+
+    def __len__(self) -> int:
+        return len(self._ep_index)
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, index: int) -> np.ndarray:
+        """Decoded (resized, not augmented) HxWx3 uint8 RGB frame of dataset item ``index``."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            return cached
+        ep = self.episodes[self._ep_index[index]]
+        img = ep.load_frame(int(self._frame_index[index]))
+        if img.shape[:2] != ep.image_size:
+            raise DataError(
+                f"{ep.name}: {ep.frame_paths[int(self._frame_index[index])]} is {img.shape[:2]} (H, W) "
+                f"but meta.json says {list(ep.image_size)}"
+            )
+        if self._resize:
+            h, w = self.image_size
+            interp = cv2.INTER_AREA if h < img.shape[0] else cv2.INTER_LINEAR
+            img = cv2.resize(img, (w, h), interpolation=interp)
+        if self.cache_enabled:
+            self._cache[index] = img
+        return img
+
+    def preload(self) -> None:
+        """Decode every frame into the cache now (turns the cache on)."""
+        self.cache_enabled = True
+        for i in range(len(self)):
+            self.frame(i)
+
+    # ------------------------------------------------------------------ items
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        ep = self.episodes[self._ep_index[index]]
+        t = int(self._frame_index[index])
+        img = self.frame(index)
+        if self.augment is not None:
+            img = self.augment(img)
+        image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+        idx = np.arange(t, t + self.chunk_size)
+        pad = idx >= len(ep)
+        idx = np.minimum(idx, len(ep) - 1)
+        return {
+            self.camera_key: image,
+            STATE_KEY: torch.from_numpy(ep.states[t].copy()),
+            ACTION_KEY: torch.from_numpy(ep.actions[idx].copy()),
+            "action_is_pad": torch.from_numpy(pad),
+            "episode_index": torch.tensor(int(self._ep_index[index])),
+            "frame_index": torch.tensor(t),
+            "index": torch.tensor(index),
+            "timestamp": torch.tensor(float(ep.timestamps[t]), dtype=torch.float32),
+        }
+
+
+ChunkDataset = EpisodeDataset  # the name the trainer uses
+
+
+def split_episodes(episodes: Sequence[T], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[T], list[T]]:
+    """Split by episode (never by frame, so no validation frame has a near-twin in training).
+
+    Returns (train, val). At least one episode goes to each side when there are two or more
+    and ``val_fraction`` > 0; order within each side follows the input.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = len(episodes)
+    if n == 0:
+        raise DataError("no episodes to split")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    else:
+        n_val = 0
+    order = np.random.default_rng(seed).permutation(n)
+    val_set = set(order[:n_val].tolist())
+    train = [e for i, e in enumerate(episodes) if i not in val_set]
+    val = [e for i, e in enumerate(episodes) if i in val_set]
+    return train, val
+

@@ -1,0 +1,323 @@
+"""ACT training as LeRobot does it, on rover episodes, on CPU or CUDA.
+
+Loss: L1 over the non-padded chunk + kl_weight * KL of the CVAE latent. Optimizer: AdamW
+with a separate backbone learning rate, gradient clipping at 10 (LeRobot's ACT preset).
+Output: ``OUT/best`` and ``OUT/last`` LeRobot pretrained directories (LeRobot loads them),
+``OUT/last/training_state.pt`` for ``--resume``, ``OUT/log.jsonl`` and ``OUT/loss.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
+from edgeact.errors import ConfigError, DataError
+from edgeact.fileio import atomic_save, atomic_write_text
+
+CAMERA_KEY = OBS_IMAGE_PREFIX + "cam_front"
+
+# Why these presets:
+# - rover: LeRobot's defaults are tuned for 50 Hz arm manipulation with 2 s chunks. A rover at
+#   30 fps meets new curves within a second, so a 1 s chunk (30 steps) keeps predictions
+#   relevant and halves decoder work; everything else stays LeRobot's default (resnet18,
+#   dim_model 512, 4 encoder layers, VAE) so that LeRobot-trained and edgeact-trained
+#   models are interchangeable and ImageNet backbone weights apply. It trains on a GPU.
+# - tiny: small enough to train on a 2-core CPU in minutes (96x128 frames, dim_model 128):
+#   for CI, the demo and trying the pipeline end to end; not for a real rover.
+PRESETS: dict[str, dict[str, Any]] = {
+    "rover": dict(
+        chunk_size=30, n_action_steps=30, dim_model=512, n_heads=8, dim_feedforward=3200,
+        n_encoder_layers=4, n_decoder_layers=1, n_vae_encoder_layers=4, latent_dim=32,
+        kl_weight=10.0, dropout=0.1, optimizer_lr=1e-5, optimizer_lr_backbone=1e-5,
+        optimizer_weight_decay=1e-4,
+    ),
+    "tiny": dict(
+        chunk_size=20, n_action_steps=20, dim_model=128, n_heads=4, dim_feedforward=512,
+        n_encoder_layers=2, n_decoder_layers=1, n_vae_encoder_layers=2, latent_dim=16,
+        kl_weight=10.0, dropout=0.1, optimizer_lr=3e-4, optimizer_lr_backbone=1e-4,
+        optimizer_weight_decay=1e-4,
+    ),
+}
+PRESET_BATCH = {"rover": 8, "tiny": 32}
+PRESET_IMAGE_SIZE = {"rover": None, "tiny": (96, 128)}  # None: the data's own size
+
+
+@dataclass
+class TrainConfig:
+    """How to train; the model itself is described by the ACTConfig it builds."""
+
+    data: Path
+    out: Path
+    preset: str = "tiny"
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    augment: bool = True
+    backbone_weights: Path | None = None
+    resume: bool = False
+    eval_every: int = 200
+    grad_clip_norm: float = 10.0
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    steps: int
+    best_val_l1: float
+    best_step: int
+    seconds: float
+    history: list[dict[str, float]]
+
+
+def model_config(preset: str, image_size: tuple[int, int], state_dim: int, action_dim: int,
+                 pretrained: bool, overrides: dict[str, Any] | None = None) -> ACTConfig:
+    """The ACTConfig a preset builds for data of the given shape."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    inputs, outputs = rover_features(image_size, state_dim, action_dim)
+    fields = {**PRESETS[preset], **(overrides or {})}
+    return ACTConfig(
+        input_features=inputs,
+        output_features=outputs,
+        pretrained_backbone_weights="ResNet18_Weights.IMAGENET1K_V1" if pretrained else None,
+        **fields,
+    )
+
+
+def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainResult:
+    """Train an ACT policy on the episodes in ``cfg.data``; see module docstring for outputs."""
+    import torch
+
+    from edgeact.data.dataset import EpisodeDataset, split_episodes
+    from edgeact.data.episodes import list_episodes
+    from edgeact.data.stats import compute_stats
+    from edgeact.model.act import ACTPolicy
+    from edgeact.normalization import imagenet_stats, make_normalizers
+
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+    episodes = list_episodes(cfg.data)
+    if len(episodes) < 2:
+        raise DataError(f"{cfg.data} holds {len(episodes)} episode(s); training needs at least 2 (one for validation)")
+    train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
+    data_size = tuple(episodes[0].image_size)
+    fps = float(episodes[0].fps)
+    state_dim, action_dim = episodes[0].states.shape[1], episodes[0].actions.shape[1]
+
+    if cfg.resume:
+        config, state = _resume_state(cfg.out)
+    else:
+        image_size = PRESET_IMAGE_SIZE.get(cfg.preset) or data_size
+        config = model_config(cfg.preset, image_size, state_dim, action_dim,
+                              cfg.backbone_weights is not None, cfg.overrides)
+        state = None
+    _check_shapes(config, data_size, state_dim, action_dim, cfg)
+
+    stats = compute_stats(train_eps)
+    if cfg.backbone_weights is not None:
+        stats[CAMERA_KEY] = imagenet_stats()  # LeRobot's use_imagenet_stats for pretrained backbones
+    policy = ACTPolicy(config)
+    if cfg.backbone_weights is not None and state is None:
+        policy.model.backbone.load_pretrained(cfg.backbone_weights)
+    policy.to(device)
+    normalizers = make_normalizers(config, stats).to(device)
+    optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
+                                  weight_decay=config.optimizer_weight_decay)
+
+    train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment)
+    val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
+    batch_size = cfg.batch_size or PRESET_BATCH.get(cfg.preset, 8)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
+                                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    total_steps = _total_steps(cfg, len(loader))
+    start_step, best = 0, {"val_l1": math.inf, "step": -1}
+    history: list[dict[str, float]] = []
+    if state is not None:
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, best, history = state["step"], state["best"], state["history"]
+        progress(f"resuming from step {start_step}")
+    if start_step >= total_steps:
+        raise ConfigError(f"checkpoint is already at step {start_step} >= {total_steps}; ask for more --steps")
+
+    progress(f"training {cfg.preset} preset: {len(train_eps)} train / {len(val_eps)} val episodes, "
+             f"{len(train_set)} samples, image {config.image_size[0]}x{config.image_size[1]}, "
+             f"batch {batch_size}, {total_steps} steps on {device}")
+    meta = {"fps": fps, "preset": cfg.preset, "train_episodes": [e.name for e in train_eps],
+            "val_episodes": [e.name for e in val_eps]}
+    started = time.monotonic()
+    step = start_step
+    bar = _progress_bar(total_steps, start_step)
+    policy.train()
+    while step < total_steps:
+        for batch in loader:
+            logs = _train_step(policy, normalizers, optimizer, batch, device, cfg.grad_clip_norm)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1_loss']:.3f}")
+            if step % cfg.eval_every == 0 or step == total_steps:
+                val_l1 = evaluate_l1(policy, normalizers, val_set, device)
+                record = {"step": step, **logs, "val_l1": val_l1, "seconds": time.monotonic() - started}
+                history.append(record)
+                _append_log(cfg.out, record)
+                if val_l1 < best["val_l1"]:
+                    best = {"val_l1": val_l1, "step": step}
+                    _save(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
+                _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
+                _save_training_state(cfg.out / "last", policy, optimizer, step, best, history)
+                policy.train()
+                bar.write(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
+            if step >= total_steps:
+                break
+    bar.close()
+    plot_losses(history, cfg.out / "loss.png")
+    seconds = time.monotonic() - started
+    progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
+             f"model in {cfg.out / 'best'} ({seconds:.0f} s)")
+    return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history)
+
+
+def _train_step(policy, normalizers, optimizer, batch, device, grad_clip_norm: float) -> dict[str, float]:
+    import torch
+
+    images, state, actions, pad = _prepare(batch, normalizers, device)
+    loss, logs = policy.compute_loss(images, state, actions, pad)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip_norm)
+    optimizer.step()
+    return logs
+
+
+def _prepare(batch, normalizers, device):
+    images = [normalizers[CAMERA_KEY.replace(".", "_")](batch[CAMERA_KEY].to(device))]
+    state = normalizers[OBS_STATE.replace(".", "_")](batch[OBS_STATE].to(device))
+    actions = normalizers[ACTION](batch[ACTION].to(device))
+    return images, state, actions, batch["action_is_pad"].to(device)
+
+
+def evaluate_l1(policy, normalizers, dataset, device, batch_size: int = 64) -> float:
+    """Mean |predicted - true| action over non-padded chunk steps, in real units, VAE off."""
+    import torch
+
+    policy.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in loader:
+            images, state, _, pad = _prepare(batch, normalizers, device)
+            pred = normalizers[ACTION].inverse(policy(images, state))
+            err = (pred - batch[ACTION].to(device)).abs() * (~pad).unsqueeze(-1)
+            total += float(err.sum())
+            count += int((~pad).sum()) * pred.shape[-1]
+    return total / max(count, 1)
+
+
+def _check_shapes(config: ACTConfig, data_size, state_dim: int, action_dim: int, cfg: TrainConfig) -> None:
+    """Refuse, before the first step, data that does not fit the model."""
+    if config.state_dim != state_dim or config.action_dim != action_dim:
+        raise DataError(
+            f"{cfg.data} has state {state_dim} / action {action_dim} values but the model takes "
+            f"{config.state_dim} / {config.action_dim}"
+        )
+    if cfg.resume and tuple(config.image_size) != tuple(data_size):
+        preset_size = PRESET_IMAGE_SIZE.get(cfg.preset)
+        if preset_size is None or tuple(preset_size) != tuple(config.image_size):
+            raise DataError(
+                f"{cfg.data} has {data_size[0]}x{data_size[1]} frames but the checkpoint in {cfg.out} was trained on "
+                f"{config.image_size[0]}x{config.image_size[1]}: record data at that size or train a new model"
+            )
+
+
+def _total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    if batches_per_epoch == 0:
+        raise DataError(f"{cfg.data}: fewer samples than one batch; record more episodes or lower --batch-size")
+    if cfg.steps is not None:
+        return int(cfg.steps)
+    if cfg.epochs is not None:
+        return max(1, int(round(cfg.epochs * batches_per_epoch)))
+    raise ConfigError("give --steps or --epochs")
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(name)
+
+
+def _save(policy, stats, path: Path, meta: dict[str, Any]) -> None:
+    from edgeact.checkpoint import save_pretrained
+
+    training_state = path / "training_state.pt"
+    keep = training_state.read_bytes() if training_state.is_file() else None
+    save_pretrained(policy, stats, path, fps=meta["fps"], extra_meta=meta)
+    if keep is not None:  # save_pretrained replaces the directory; the resume state stays
+        (path / "training_state.pt").write_bytes(keep)
+
+
+def _save_training_state(path: Path, policy, optimizer, step: int, best: dict, history: list) -> None:
+    import torch
+
+    state = {"policy": policy.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "best": best, "history": history}
+    atomic_save(path / "training_state.pt", lambda tmp: torch.save(state, tmp))
+
+
+def _resume_state(out: Path) -> tuple[ACTConfig, dict[str, Any]]:
+    import torch
+
+    last = out / "last"
+    if not (last / "training_state.pt").is_file():
+        raise ConfigError(f"--resume: no {last / 'training_state.pt'}; start without --resume")
+    config = ACTConfig.from_json(last / "config.json")
+    return config, torch.load(last / "training_state.pt", map_location="cpu", weights_only=False)
+
+
+def _append_log(out: Path, record: dict[str, float]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _progress_bar(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+
+
+def plot_losses(history: list[dict[str, float]], path: Path) -> None:
+    """Training loss and validation action error against step, as a PNG."""
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    ax1.plot(steps, [h["loss"] for h in history], label="loss (L1 + kl·KL)")
+    ax1.plot(steps, [h["l1_loss"] for h in history], label="L1 (normalized)")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("step")
+    ax1.legend()
+    ax2.plot(steps, [h["val_l1"] for h in history], color="C2")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("validation action L1 (real units)")
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
