@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sim",
     "data",
     "train",
+    "run",
 )
 
 

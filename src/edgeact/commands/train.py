@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--backbone-weights", type=Path,
                    help="torchvision ResNet18 ImageNet state dict (.pth/.safetensors) to start from")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--state-noise", type=float,
+                   help="std of noise on the normalized state while training (default: the preset's, 0.5)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, preset=args.preset, steps=steps, epochs=epochs,
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
-        resume=args.resume, num_workers=args.workers, seed=args.seed,
+        resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
     )
     train(cfg)
     return 0

@@ -50,6 +50,9 @@ def _check_existing(out: Path, fps: float, image_size: tuple[int, int]) -> None:
             )
 
 
+STATE_NAMES = ("steering", "throttle")  # written as state_steering, state_throttle
+
+
 def record_episodes(
     out: str | os.PathLike,
     episodes: int = 10,
@@ -105,12 +108,17 @@ def record_episodes(
         }
         abs_cte = 0.0
         frame = np.empty((*image_size, 3), np.uint8)
-        with EpisodeWriter(path, fps, jpeg_quality=jpeg_quality, meta=meta) as writer:
+        # The state is the command the rover actually executed last step (perturbation
+        # included), not the expert's label: otherwise "copy the previous label" predicts the
+        # data almost perfectly and the policy learns to ignore the camera (copycat problem).
+        executed = np.zeros(2)
+        with EpisodeWriter(path, fps, state_names=STATE_NAMES, jpeg_quality=jpeg_quality, meta=meta) as writer:
             for k in range(steps):
                 sim.render(out=frame)
                 act = expert.act(sim, dt)
-                writer.add(frame, act.label, timestamp=k * dt)
-                sim.step(float(act.command[0]), float(act.command[1]), dt)
+                writer.add(frame, act.label, timestamp=k * dt, state=executed)
+                executed = np.clip(np.asarray(act.command, dtype=np.float64), -1.0, 1.0)
+                sim.step(float(executed[0]), float(executed[1]), dt)
                 abs_cte += abs(sim.cross_track_m)
             writer.meta.update(
                 laps=round(sim.laps, 4),

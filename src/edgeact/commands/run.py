@@ -1,0 +1,149 @@
+"""`edgeact run`: drive the rover (or the simulator) with a policy.
+
+    edgeact run --model bundle/ --backend onnx-int8 --camera 0 --actuator /dev/ttyUSB0 --rate 50
+    edgeact run --model fake:40 --camera sim --actuator sim --rate 100 --duration 20   # the benchmark
+
+The guide's flags work too: --checkpoint (= --model), --camera_id (= --camera),
+--arduino_port (= --actuator). At exit it prints the summary table; with --telemetry
+FILE.jsonl it also writes every tick and fault there and a timeline plot beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edgeact.errors import EdgeactError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="drive a rover (or the simulator) with a policy at a fixed control rate",
+        description="Camera, inference and control run decoupled: commands go out at --rate on an absolute "
+        "schedule from the action chunks in hand, whatever the inference latency. Neutral on stale chunks, "
+        "camera stalls, backend errors, serial loss, Ctrl-C/SIGTERM; SIGUSR1 or the space bar is a latched "
+        "emergency stop. With --camera sim --actuator sim it is the runtime benchmark.",
+    )
+    p.add_argument("--model", "--checkpoint", dest="model", required=True, metavar="PATH",
+                   help="export bundle, checkpoint or LeRobot pretrained dir; 'fake[:MS[:BUSY]]' for a stand-in "
+                   "policy taking MS per inference (default 40), BUSY of it on the CPU (default 0.75)")
+    p.add_argument("--backend", default=None, metavar="NAME",
+                   help="torch, onnx, onnx-int8, torch-int8, hailo (default: the loader's default)")
+    p.add_argument("--camera", "--camera_id", dest="camera", required=True, metavar="SRC",
+                   help="device index (0), video file or URL, picamera2[:N], replay:EPISODE_DIR, sim[:TRACK]")
+    p.add_argument("--actuator", "--arduino_port", dest="actuator", required=True, metavar="DST",
+                   help="serial port (/dev/ttyUSB0, /dev/ttyACM0), any pyserial URL (loop://), "
+                   "'sim' (simulated Arduino on a pseudo-terminal) or 'none' (dry run)")
+    p.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="control rate (default 50)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run "
+                   "until Ctrl-C)")
+    p.add_argument("--telemetry", default=None, metavar="FILE.jsonl",
+                   help="write ticks, stage latencies and faults as JSON lines (and FILE.png, the timelines)")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="timeline plot path (default: beside --telemetry)")
+    p.add_argument("--no-plot", action="store_true", help="no timeline plot")
+    p.add_argument("--sync", action="store_true",
+                   help="capture -> infer -> act each tick, as the guide's script (for comparison)")
+    p.add_argument("--max-throttle", type=float, default=1.0, metavar="X", help="|throttle| limit in [0, 1] "
+                   "(default 1)")
+    p.add_argument("--ensemble", type=float, default=None, metavar="COEFF",
+                   help="temporal ensembling across overlapping chunks, weights exp(-COEFF*i) (LeRobot: 0.01)")
+    p.add_argument("--steering-rate", type=float, default=8.0, metavar="U_PER_S",
+                   help="steering slew limit, units/s (default 8; 0 = none)")
+    p.add_argument("--throttle-rate", type=float, default=4.0, metavar="U_PER_S",
+                   help="throttle slew limit, units/s (default 4; 0 = none)")
+    p.add_argument("--max-chunk-age", type=float, default=500.0, metavar="MS",
+                   help="neutral when the newest chunk's frame is older than this (default 500)")
+    p.add_argument("--stall", type=float, default=500.0, metavar="MS",
+                   help="neutral when the camera gives no new frame for this long (default 500)")
+    p.add_argument("--watchdog", type=float, default=250.0, metavar="MS",
+                   help="watchdog of the simulated Arduino (--actuator sim; the sketch's is WATCHDOG_MS)")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--seed", type=int, default=0, help="simulator appearance seed (--camera sim)")
+    p.add_argument("--no-keys", action="store_true", help="no keyboard emergency stop even in a terminal")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="do not try SCHED_FIFO for the control thread (tried by default; needs root or an "
+                   "rtprio limit)")
+    p.add_argument("--status", type=float, default=2.0, metavar="S", help="status line every S seconds (0: off)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the run report as JSON")
+    p.set_defaults(func=run)
+
+
+def _load_backend(model: str, backend: str | None):
+    if model == "fake" or model.startswith("fake:"):
+        from edgeact.runtime.fake import parse_fake
+
+        return parse_fake(model)
+    import edgeact
+
+    return edgeact.load_policy(model, backend=backend) if backend else edgeact.load_policy(model)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeact.runtime import RuntimeConfig, open_actuator, open_camera, run_rover
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    plot = None
+    if not args.no_plot:
+        plot = args.plot or (str(Path(args.telemetry).with_suffix(".png")) if args.telemetry else None)
+    config = RuntimeConfig(
+        rate_hz=args.rate,
+        duration_s=args.duration,
+        sync=args.sync,
+        ensemble_coeff=args.ensemble,
+        max_throttle=args.max_throttle,
+        steering_rate=args.steering_rate or None,
+        throttle_rate=args.throttle_rate or None,
+        max_chunk_age_s=args.max_chunk_age / 1e3,
+        camera_stall_s=args.stall / 1e3,
+        keyboard=not args.no_keys,
+        realtime=not args.no_realtime,
+        telemetry_path=args.telemetry,
+        plot_path=plot,
+        status_every_s=args.status,
+    )
+    backend = _load_backend(args.model, args.backend)
+    try:
+        actuator = open_actuator(args.actuator, baudrate=args.baud, watchdog_s=args.watchdog / 1e3)
+        sim_board = getattr(actuator, "sim", None)
+        if sim_board is not None:
+            controls = lambda: sim_board.outputs  # noqa: E731 - the rover moves with what the board outputs
+        else:
+            controls = lambda: actuator.last_sent  # noqa: E731
+        camera = open_camera(args.camera, image_size=backend.spec.image_size, controls=controls, seed=args.seed)
+        print(f"edgeact run: {backend.name} {tuple(backend.spec.image_size)} chunk {backend.spec.chunk_size} "
+              f"@ {backend.spec.fps:g} fps | camera {args.camera} | actuator {args.actuator} | "
+              f"{'sync' if args.sync else 'async'} {args.rate:g} Hz | max throttle {args.max_throttle:g}",
+              file=sys.stderr)
+        report = run_rover(backend, camera, actuator, config)
+    finally:
+        backend.close()
+    print(report.format_table())
+    if args.json:
+        from edgeact.fileio import atomic_write_json
+
+        atomic_write_json(Path(args.json), report.to_dict())
+    # 0: a normal stop; 1: not neutral at exit; 3: stopped by a fault (camera or backend failure).
+    if not report.neutral_at_exit:
+        print("edgeact run: WARNING: the last command was not neutral", file=sys.stderr)
+        return 1
+    return 0 if report.stop_reason.startswith(("duration", "SIGINT", "SIGTERM", "key q", "camera source ended")) else 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run this command alone (``python -m edgeact.commands.run ...``)."""
+    parser = argparse.ArgumentParser(prog="edgeact")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except EdgeactError as err:
+        print(f"edgeact run: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+import argparse
+
+import pytest
+
+from edgeact.commands import run as run_cmd
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    run_cmd.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["run", *argv])
+
+
+def test_guide_flags_are_aliases():
+    a = parse(["--checkpoint", "model.pth", "--camera_id", "0", "--arduino_port", "/dev/ttyUSB0"])
+    assert (a.model, a.camera, a.actuator) == ("model.pth", "0", "/dev/ttyUSB0")
+    b = parse(["--model", "b/", "--backend", "onnx-int8", "--camera", "sim:oval", "--actuator", "sim", "--rate", "100",
+               "--duration", "20", "--telemetry", "t.jsonl", "--sync", "--max-throttle", "0.4", "--ensemble", "0.01"])
+    assert (b.backend, b.rate, b.duration, b.sync, b.max_throttle, b.ensemble) == ("onnx-int8", 100.0, 20.0, True, 0.4,
+                                                                                   0.01)
+
+
+def test_run_command_with_a_fake_model_prints_the_summary(episode_dir, tmp_path, capsys):
+    args = parse(["--model", "fake:2:0", "--camera", f"replay:{episode_dir}", "--actuator", "sim", "--rate", "50",
+                  "--duration", "0.3", "--no-keys", "--status", "0", "--json", str(tmp_path / "r.json"), "--no-plot"])
+    rc = args.func(args)
+    out = capsys.readouterr().out
+    assert rc == 0 and "stopped: duration 0.3 s reached" in out and "neutral at exit: yes" in out
+    assert (tmp_path / "r.json").read_text().count('"neutral_at_exit": true') == 1
+
+
+def test_bad_values_are_user_errors():
+    from edgeact.errors import ConfigError
+    from edgeact.runtime import RuntimeConfig
+
+    with pytest.raises(ConfigError):
+        RuntimeConfig(rate_hz=0)
+    with pytest.raises(ConfigError):
+        RuntimeConfig(max_throttle=2.0)
+    assert run_cmd.main(["--model", "fake", "--camera", "nowhere", "--actuator", "none", "--no-keys"]) == 2
