@@ -20,6 +20,11 @@ COMMAND_MODULES = (
     "data",
     "train",
     "run",
+    "export",
+    "quantize",
+    "bench",
+    "deploy",
+    "demo",
 )
 
 

@@ -137,7 +137,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     policy.to(device)
     normalizers = make_normalizers(config, stats).to(device)
     optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
-                                  weight_decay=config.optimizer_weight_decay)
+                                  weight_decay=config.optimizer_weight_decay, foreach=True)
 
     train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment)
     val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)

@@ -9,9 +9,12 @@ from pathlib import Path
 from edgeact.backends.base import Backend
 from edgeact.errors import BackendError, CheckpointError
 
-# name -> (module, what it runs on)
+# name -> (module, what it runs on); "module:function" names a loader other than ``load``
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("edgeact.backends.torch_backend", "PyTorch fp32, eager (reference)"),
+    "onnx": ("edgeact.backends.onnx_backend", "ONNX Runtime fp32 on the CPU (model.onnx)"),
+    "onnx-int8": ("edgeact.backends.onnx_backend:load_int8", "ONNX Runtime static int8 QDQ on the CPU (model.int8.onnx)"),
+    "torch-int8": ("edgeact.backends.torch_int8_backend", "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
 }
 
 
@@ -21,5 +24,5 @@ def load_backend(path: str | Path, name: str = "torch", **options) -> Backend:
         raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if not Path(path).exists():
         raise CheckpointError(f"model path not found: {path}")
-    module = importlib.import_module(BACKENDS[name][0])
-    return module.load(path, **options)
+    module_name, _, loader = BACKENDS[name][0].partition(":")
+    return getattr(importlib.import_module(module_name), loader or "load")(path, **options)

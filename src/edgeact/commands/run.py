@@ -82,7 +82,8 @@ def _load_backend(model: str, backend: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact.runtime import RuntimeConfig, open_actuator, open_camera, run_rover
+    from edgeact.runtime import RuntimeConfig, run_rover
+    from edgeact.runtime.parts import open_parts
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -107,13 +108,8 @@ def run(args: argparse.Namespace) -> int:
     )
     backend = _load_backend(args.model, args.backend)
     try:
-        actuator = open_actuator(args.actuator, baudrate=args.baud, watchdog_s=args.watchdog / 1e3)
-        sim_board = getattr(actuator, "sim", None)
-        if sim_board is not None:
-            controls = lambda: sim_board.outputs  # noqa: E731 - the rover moves with what the board outputs
-        else:
-            controls = lambda: actuator.last_sent  # noqa: E731
-        camera = open_camera(args.camera, image_size=backend.spec.image_size, controls=controls, seed=args.seed)
+        camera, actuator = open_parts(args.camera, args.actuator, backend.spec.image_size, baudrate=args.baud,
+                                      watchdog_s=args.watchdog / 1e3, seed=args.seed)
         print(f"edgeact run: {backend.name} {tuple(backend.spec.image_size)} chunk {backend.spec.chunk_size} "
               f"@ {backend.spec.fps:g} fps | camera {args.camera} | actuator {args.actuator} | "
               f"{'sync' if args.sync else 'async'} {args.rate:g} Hz | max throttle {args.max_throttle:g}",

@@ -1,0 +1,525 @@
+"""Latency, throughput and accuracy of every backend of a bundle, side by side.
+
+Per backend: p50/p99 latency of ``predict_chunk`` (after warm-up; backends measured in
+interleaved rounds so that load changes on a shared machine hit all of them alike), the ratio
+to eager PyTorch fp32 measured in the same run, the synchronous control rate it allows
+(1 / p50), the model file size, GFLOPs per call (counted once with torch's FlopCounterMode)
+and achieved GFLOP/s, the action error against PyTorch fp32 on held-out frames (from
+episodes, else synthetic frames; the report says which), and optionally the closed-loop score
+in the simulator.
+
+``workload="lerobot-default"`` builds LeRobot's default ACT (ResNet18, dim 512, 4+1 layers,
+chunk 100) at 360x640 with random weights, exports and quantizes it in a temporary directory
+(calibrating on synthetic frames) and benchmarks that, so machines can be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgeact.errors import BackendError, ConfigError
+
+ALL_BACKENDS = ("torch", "onnx", "onnx-int8", "torch-int8")
+WORKLOADS = ("lerobot-default",)
+
+
+@dataclass
+class BenchRow:
+    backend: str
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    runs: int
+    speedup_vs_torch: float | None  # torch p50 / this p50, same run
+    rate_hz: float  # synchronous control rate 1 / p50
+    size_mb: float
+    gflops: float
+    gflops_per_s: float
+    error_pct: list[float] | None = None  # mean |err| / action range per action dim
+    error_max_pct: list[float] | None = None
+    sim: dict | None = None
+    note: str = ""
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class BenchReport:
+    rows: list[BenchRow]
+    bundle: str
+    workload: str | None
+    gflops: float
+    error_source: str
+    action_names: list[str]
+    machine: dict
+    settings: dict
+    peaks: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "bundle": self.bundle,
+            "workload": self.workload,
+            "gflops": self.gflops,
+            "error_source": self.error_source,
+            "action_names": self.action_names,
+            "machine": self.machine,
+            "settings": self.settings,
+            "peaks": self.peaks,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+    def _peak(self, backend: str) -> float:
+        key = "int8_gops" if "int8" in backend else "fp32_gflops"
+        return float(self.peaks.get(key, 0.0))
+
+    def format_table(self) -> str:
+        names = "/".join(self.action_names)
+        header = ["backend", "p50 ms", "p99 ms", "vs torch", "rate Hz", "size MB", "GFLOP/s", f"err % ({names})"]
+        has_sim = any(r.sim for r in self.rows)
+        if has_sim:
+            header.append("sim laps / xte m / off")
+        lines = []
+        for r in self.rows:
+            err = "-" if r.error_pct is None else " / ".join(f"{e:.3f}" for e in r.error_pct)
+            cells = [r.backend, f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+                     "-" if r.speedup_vs_torch is None else f"{r.speedup_vs_torch:.2f}x",
+                     f"{r.rate_hz:.1f}", f"{r.size_mb:.1f}", f"{r.gflops_per_s:.0f}", err]
+            if has_sim:
+                cells.append("-" if not r.sim else
+                             f"{r.sim['laps']:.2f} / {r.sim['mean_cross_track_m']:.3f} / {r.sim['off_track_events']}")
+            lines.append(cells)
+        widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+        fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+        out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
+        m = self.machine
+        out.append("")
+        out.append(f"model: {self.gflops:.2f} GFLOP per call; {self.settings['runs']} timed runs per backend "
+                   f"after {self.settings['warmup']} warm-up; threads {self.settings['threads']}")
+        out.append(f"error: vs torch fp32 on {self.error_source}")
+        if self.peaks:
+            parts = []
+            if "fp32_gflops" in self.peaks:
+                parts.append(f"fp32 {self.peaks['fp32_gflops']:.0f} GFLOP/s (torch.mm "
+                             f"{self.peaks.get('fp32_torch_gflops', 0):.0f}, ORT MatMul "
+                             f"{self.peaks.get('fp32_ort_gflops', 0):.0f})")
+            if "int8_gops" in self.peaks:
+                parts.append(f"int8 {self.peaks['int8_gops']:.0f} GOP/s (ORT MatMulInteger u8s8)")
+            out.append("machine matmul peak, same threads: " + ", ".join(parts) + "; per backend: "
+                       + ", ".join(f"{r.backend} {r.gflops_per_s / self._peak(r.backend):.0%}"
+                                   for r in self.rows if self._peak(r.backend)))
+        out.append("GFLOP/s counts each multiply-add as 2 operations whatever the precision")
+        out.append(f"machine: {m['cpu']} ({m['cores']} cores), load average {m['load_before']} before, "
+                   f"{m['load_after']} after")
+        try:
+            load1 = float(str(m["load_before"]).split()[0])
+        except (ValueError, IndexError):
+            load1 = 0.0
+        if load1 > 0.75 * m["cores"]:
+            out.append(f"warning: load average {load1:.1f} on {m['cores']} cores: other processes compete for the "
+                       "cores, so latencies are inflated (multi-threaded PyTorch most) and ratios unreliable")
+        notes = [f"{r.backend}: {r.note}" for r in self.rows if r.note]
+        out += [f"note: {n}" for n in notes]
+        return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from edgeact.backends.onnx_backend import physical_cores
+
+    info = {"cpu": cpu, "machine": platform.machine(), "cores": physical_cores(), "python": platform.python_version(),
+            "load_before": _load()}
+    try:
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[str, float]:
+    """This machine's dense matrix-multiply throughput with ``threads`` threads (best of a few runs).
+
+    fp32: the better of torch.mm and ONNX Runtime's MatMul (MLAS); int8: ONNX Runtime
+    MatMulInteger on u8 x s8 (MLAS, the kernels of the int8 models). GOP/s counts a
+    multiply-add as 2, like the model's GFLOPs.
+    """
+    import torch
+
+    peaks: dict[str, float] = {}
+    ops = 2.0 * size**3
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    for i in range(50):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+        if i >= 2 and time.perf_counter() > deadline:
+            break
+    peaks["fp32_torch_gflops"] = ops / best / 1e9
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        from edgeact.backends.onnx_backend import session_options
+
+        rng = np.random.default_rng(0)
+        cases = {
+            "fp32_ort_gflops": ("MatMul", TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.FLOAT,
+                                rng.random((size, size), np.float32), rng.random((size, size), np.float32)),
+            "int8_gops": ("MatMulInteger", TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32,
+                          rng.integers(0, 255, (size, size), dtype=np.uint8),
+                          rng.integers(-127, 127, (size, size), dtype=np.int8)),
+        }
+        for key, (op, ta, tb, ty, a_val, b_val) in cases.items():
+            graph = helper.make_graph(
+                [helper.make_node(op, ["a", "b"], ["y"])], "mm",
+                [helper.make_tensor_value_info("a", ta, [size, size]),
+                 helper.make_tensor_value_info("b", tb, [size, size])],
+                [helper.make_tensor_value_info("y", ty, [size, size])],
+            )
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+            session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
+                                           providers=["CPUExecutionProvider"])
+            feeds = {"a": a_val, "b": b_val}
+            best = float("inf")
+            deadline = time.perf_counter() + seconds
+            for i in range(50):
+                t0 = time.perf_counter()
+                session.run(None, feeds)
+                best = min(best, time.perf_counter() - t0)
+                if i >= 2 and time.perf_counter() > deadline:
+                    break
+            peaks[key] = ops / best / 1e9
+            del session
+    except Exception:  # the ORT peaks are informative only
+        pass
+    peaks["fp32_gflops"] = max(peaks["fp32_torch_gflops"], peaks.get("fp32_ort_gflops", 0.0))
+    return peaks
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
+    if backend == "torch":
+        path = bundle / "model.safetensors"
+    else:
+        entry = manifest["models"].get(backend)
+        path = bundle / entry["file"] if entry else None
+    return path.stat().st_size / 1e6 if path is not None and path.is_file() else float("nan")
+
+
+def _available(manifest: dict) -> list[str]:
+    """torch (the reference) and every backend the bundle has a model file for."""
+    from edgeact.backends.registry import BACKENDS
+
+    return ["torch"] + [b for b in BACKENDS if b != "torch" and b in manifest.get("models", {})]
+
+
+def bench_bundle(
+    bundle: str | Path,
+    backends: list[str] | tuple[str, ...] | None = None,
+    *,
+    runs: int = 50,
+    warmup: int = 5,
+    frames: str | Path | None = None,
+    n_frames: int = 16,
+    sim: str | None = None,
+    sim_seconds: float = 30.0,
+    threads: int | None = None,
+    workload: str | None = None,
+    peak: bool = True,
+    load_before: str | None = None,
+    log: Callable[[str], None] = print,
+) -> BenchReport:
+    """Benchmark the backends of an export bundle (default: every one it has).
+
+    ``peak``: also measure this machine's fp32 and int8 matrix-multiply peaks, to put the
+    achieved GFLOP/s in proportion.
+    """
+    import torch
+
+    from edgeact import load_policy
+    from edgeact.backends.onnx_backend import physical_cores
+    from edgeact.export.accuracy import action_range, from_errors
+    from edgeact.export.calibration import observations_for
+    from edgeact.export.manifest import read_manifest
+
+    bundle = Path(bundle)
+    manifest = read_manifest(bundle)
+    available = _available(manifest)
+    backends = list(backends) if backends else available
+    from edgeact.backends.registry import BACKENDS
+
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise BackendError(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
+    if runs < 1:
+        raise ConfigError(f"--runs must be >= 1, got {runs}")
+    if "torch" not in backends:
+        backends = ["torch"] + backends  # the reference for ratios and errors
+    threads = threads or physical_cores()
+    torch.set_num_threads(threads)
+    machine = machine_info()
+    if load_before:
+        machine["load_before"] = load_before  # taken before a workload was built
+
+    loaded = {}
+    for name in backends:
+        log(f"loading {name} ...")
+        options = {"threads": threads}
+        loaded[name] = load_policy(str(bundle), backend=name, **options)
+    spec = loaded["torch"].spec
+    _, held = observations_for(spec, frames, 0, n_frames)
+    if len(held) == 0:
+        raise ConfigError(f"no held-out frames in {frames}")
+    first_frames, first_state = next(iter(held))
+    image = first_frames[0] if len(first_frames) == 1 else dict(zip(spec.camera_names, first_frames))
+
+    # latency: interleaved rounds of blocks. Before each block: a pause, so that the previous
+    # backend's spinning worker threads (ONNX Runtime's pool, PyTorch's OpenMP team) go to sleep
+    # and do not steal the cores, then one discarded call.
+    rounds = max(1, min(5, runs // 5))
+    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
+    lat: dict[str, list[float]] = {b: [] for b in backends}
+    for b in backends:
+        for _ in range(warmup):
+            loaded[b].predict_chunk(image, first_state)
+    t_start = time.perf_counter()
+    for r, n in enumerate(per_round):
+        for b in backends:
+            time.sleep(0.25)
+            loaded[b].predict_chunk(image, first_state)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                loaded[b].predict_chunk(image, first_state)
+                lat[b].append((time.perf_counter() - t0) * 1000)
+        done = sum(per_round[: r + 1])
+        log(f"timing: round {r + 1}/{rounds} ({done}/{runs} runs per backend, "
+            f"{time.perf_counter() - t_start:.0f} s) " + ", ".join(f"{b} {np.median(lat[b]):.1f} ms" for b in backends))
+
+    # accuracy vs torch fp32
+    log(f"accuracy: {len(held)} {held.source}")
+    span, _ = action_range(manifest["policy"])
+    outputs: dict[str, list[np.ndarray]] = {b: [] for b in backends}
+    for frames_, state in held:
+        img = frames_[0] if len(frames_) == 1 else dict(zip(spec.camera_names, frames_))
+        for b in backends:
+            outputs[b].append(loaded[b].predict_chunk(img, state))
+    ref = np.stack(outputs["torch"])
+
+    gflops = float(manifest["policy"].get("gflops") or 0.0)
+    if not gflops:
+        from edgeact.export.onnx_export import count_gflops
+
+        gflops = count_gflops(loaded["torch"].model, spec)
+
+    sim_results: dict[str, dict] = {}
+    if sim:
+        try:
+            from edgeact.sim.evaluate import evaluate
+        except ImportError as err:
+            raise ConfigError("--sim needs edgeact.sim (the simulator), which is not installed here") from err
+        for b in backends:
+            log(f"simulator: {b} on {sim} for {sim_seconds:g} s ...")
+            result = evaluate(loaded[b], track=sim, seconds=sim_seconds)
+            sim_results[b] = {"laps": result.laps, "mean_cross_track_m": result.mean_cross_track_m,
+                              "off_track_events": result.off_track_events,
+                              "max_cross_track_m": result.max_cross_track_m}
+
+    torch_p50 = float(np.median(lat["torch"]))
+    rows = []
+    for b in backends:
+        v = np.asarray(lat[b])
+        p50 = float(np.median(v))
+        err = from_errors(np.abs(np.stack(outputs[b]) - ref), span, manifest["policy"], len(held), held.source, "")
+        note = ""
+        if b == "torch":
+            note = "size is model.safetensors, which also holds the training-only CVAE encoder"
+        elif b in manifest["models"] and manifest["models"][b].get("target"):
+            note = f"quantized for target {manifest['models'][b]['target']}"
+            if b == "torch-int8":
+                note += f", engine {getattr(loaded[b], 'engine', '?')}"
+        rows.append(BenchRow(
+            backend=b, p50_ms=p50, p99_ms=float(np.percentile(v, 99)), mean_ms=float(v.mean()),
+            min_ms=float(v.min()), runs=len(v), speedup_vs_torch=torch_p50 / p50, rate_hz=1000.0 / p50,
+            size_mb=_model_size_mb(bundle, manifest, b), gflops=gflops, gflops_per_s=gflops / (p50 / 1000.0),
+            error_pct=err.mean_pct, error_max_pct=err.max_pct, sim=sim_results.get(b), note=note,
+            latencies_ms=[float(x) for x in v],
+        ))
+    for b in loaded.values():
+        b.close()
+    peaks = {}
+    if peak:
+        log("measuring this machine's matmul peaks ...")
+        peaks = matmul_peaks(threads)
+    machine["load_after"] = _load()
+    settings = {"runs": runs, "warmup": warmup, "threads": threads, "rounds": rounds}
+    return BenchReport(rows, str(bundle), workload, gflops, f"{len(held)} {held.source}",
+                       list(manifest["policy"].get("action_names", [])), machine, settings, peaks)
+
+
+def save_png(report: BenchReport, path: str | Path) -> Path:
+    """Latency histogram per backend (log-scaled ms axis), p50 marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeact.fileio import atomic_save
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    all_ms = np.concatenate([r.latencies_ms for r in report.rows])
+    lo, hi = max(all_ms.min() * 0.9, 1e-3), all_ms.max() * 1.1
+    bins = np.geomspace(lo, hi, 60) if hi / lo > 3 else np.linspace(lo, hi, 60)
+    for i, r in enumerate(report.rows):
+        color = f"C{i}"
+        ax.hist(r.latencies_ms, bins=bins, alpha=0.55, color=color,
+                label=f"{r.backend}: p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms")
+        ax.axvline(r.p50_ms, color=color, linestyle="--", linewidth=1)
+    if hi / lo > 3:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel("predict_chunk latency (ms)")
+    ax.set_ylabel("runs")
+    title = report.workload or Path(report.bundle).name
+    ax.set_title(f"{title}: {report.gflops:.1f} GFLOP/call on {report.machine['cpu']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
+def save_json(report: BenchReport, path: str | Path) -> Path:
+    from edgeact.fileio import atomic_write_json
+
+    atomic_write_json(Path(path), report.to_json())
+    return Path(path)
+
+
+# --------------------------------------------------------------------------------------
+def random_stats(config, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Plausible normalization stats for a random-weight model (ImageNet for images)."""
+    from edgeact.config import ACTION, OBS_STATE
+    from edgeact.normalization import imagenet_stats
+
+    rng = np.random.default_rng(seed)
+
+    def vec(n):
+        mean = rng.uniform(-0.1, 0.1, n).astype(np.float32)
+        std = rng.uniform(0.3, 0.6, n).astype(np.float32)
+        return {"mean": mean, "std": std, "min": np.full(n, -1, np.float32), "max": np.full(n, 1, np.float32)}
+
+    stats = {key: imagenet_stats() for key in config.image_features}
+    if config.state_dim:
+        stats[OBS_STATE] = vec(config.state_dim)
+    stats[ACTION] = vec(config.action_dim)
+    return stats
+
+
+def random_checkpoint(config, out: str | Path, seed: int = 0, fps: float = 30.0, randomize_norms: bool = True) -> Path:
+    """Save a random-weight policy with ``config`` as a LeRobot pretrained directory.
+
+    ``randomize_norms`` gives the frozen batch norms non-trivial statistics (a fresh model's
+    are the identity), so a benchmark or test exercises the batch-norm folding.
+    """
+    import torch
+
+    from edgeact.checkpoint import save_pretrained
+    from edgeact.model.act import ACTPolicy
+    from edgeact.model.backbone import FrozenBatchNorm2d
+
+    torch.manual_seed(seed)
+    policy = ACTPolicy(config).eval()
+    if randomize_norms:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for m in policy.modules():
+                if isinstance(m, FrozenBatchNorm2d):
+                    n = m.weight.numel()
+                    m.weight.copy_(1 + 0.1 * torch.randn(n, generator=g))
+                    m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                    m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                    m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
+    return save_pretrained(policy, random_stats(config, seed), out, fps=fps)
+
+
+def lerobot_default_config(image_size: tuple[int, int] = (360, 640)):
+    """LeRobot's default ACTConfig (ResNet18, dim 512, 4 encoder / 1 decoder layers, chunk 100), rover I/O."""
+    from edgeact.config import ACTConfig, rover_features
+
+    inputs, outputs = rover_features(image_size, 2, 2)
+    return ACTConfig(input_features=inputs, output_features=outputs, pretrained_backbone_weights=None)
+
+
+def prepare_workload(workload: str, folder: str | Path, backends=None, calib_frames: int = 16,
+                     log: Callable[[str], None] = print) -> Path:
+    """Build, export and quantize a named workload in ``folder``; returns the bundle path."""
+    from edgeact.export.onnx_export import export_bundle
+
+    if workload not in WORKLOADS:
+        raise ConfigError(f"unknown workload {workload!r}; choose one of {WORKLOADS}")
+    folder = Path(folder)
+    backends = set(backends or ALL_BACKENDS)
+    log(f"workload {workload}: LeRobot's default ACT at 360x640, random weights")
+    ckpt = random_checkpoint(lerobot_default_config(), folder / "checkpoint")
+    bundle = folder / "bundle"
+    result = export_bundle(ckpt, bundle, log=log)
+    log(result.summary.format())
+    if "onnx-int8" in backends:
+        from edgeact.export.quantize_onnx import quantize_bundle
+
+        quantize_bundle(bundle, None, frames=calib_frames, heldout=8, target="auto", log=log)
+    if "torch-int8" in backends:
+        from edgeact.export.quantize_torch import quantize_torch_bundle
+
+        quantize_torch_bundle(bundle, None, frames=min(calib_frames, 8), heldout=8, target="auto", log=log)
+    return bundle
+
+
+def run_workload(workload: str, backends=None, log: Callable[[str], None] = print, keep: str | Path | None = None,
+                 **bench_options) -> BenchReport:
+    """``prepare_workload`` in a temporary directory (or ``keep``), then ``bench_bundle``."""
+    load = _load()
+    if keep is not None:
+        bundle = prepare_workload(workload, keep, backends, log=log)
+        return bench_bundle(bundle, backends, workload=workload, load_before=load, log=log, **bench_options)
+    with tempfile.TemporaryDirectory(prefix="edgeact-bench-") as tmp:
+        bundle = prepare_workload(workload, tmp, backends, log=log)
+        return bench_bundle(bundle, backends, workload=workload, load_before=load, log=log, **bench_options)

@@ -1,0 +1,57 @@
+"""`edgeact bench BUNDLE`: latency, control rate, GFLOP/s and action error of every backend."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark the backends of a bundle (or --workload lerobot-default) on this machine",
+        description=(
+            "Per backend: p50/p99 predict_chunk latency, ratio to eager PyTorch fp32 in the same run, "
+            "synchronous control rate, model size, achieved GFLOP/s, action error vs fp32, and optionally "
+            "the closed-loop simulator score."
+        ),
+    )
+    p.add_argument("bundle", nargs="?", help="bundle directory (omit with --workload)")
+    p.add_argument("--workload", choices=("lerobot-default",),
+                   help="benchmark LeRobot's default ACT at 360x640 with random weights, built on the fly")
+    p.add_argument("--backends", nargs="+", help="backends to run (default: all the bundle has; torch always)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls per backend (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls per backend first (default 5)")
+    p.add_argument("--threads", type=int, help="threads per backend (default: physical cores)")
+    p.add_argument("--frames", metavar="EPISODES", help="held-out frames for the action error (default: synthetic)")
+    p.add_argument("--n-frames", type=int, default=16, help="frames for the action error (default 16)")
+    p.add_argument("--sim", metavar="TRACK", help="also drive each backend in the simulator on TRACK (e.g. oval)")
+    p.add_argument("--sim-seconds", type=float, default=30.0, help="simulated seconds per backend (default 30)")
+    p.add_argument("--no-peak", action="store_true", help="skip measuring this machine's matmul peaks")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--png", metavar="FILE", help="write a latency histogram PNG")
+    p.add_argument("--keep", metavar="DIR", help="with --workload: build the workload in DIR and keep it")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeact import bench
+    from edgeact.errors import ConfigError
+
+    options = dict(runs=args.runs, warmup=args.warmup, frames=args.frames, n_frames=args.n_frames, sim=args.sim,
+                   sim_seconds=args.sim_seconds, threads=args.threads,
+                   peak=not args.no_peak)
+    if args.workload:
+        if args.bundle:
+            raise ConfigError("give either a BUNDLE or --workload, not both")
+        report = bench.run_workload(args.workload, args.backends, keep=args.keep, **options)
+    elif args.bundle:
+        report = bench.bench_bundle(args.bundle, args.backends, **options)
+    else:
+        raise ConfigError("give a BUNDLE directory or --workload lerobot-default")
+    print()
+    print(report.format_table())
+    if args.json:
+        print(f"wrote {bench.save_json(report, args.json)}")
+    if args.png:
+        print(f"wrote {bench.save_png(report, args.png)}")
+    return 0

@@ -1,0 +1,65 @@
+"""`edgeact quantize BUNDLE --calib EPISODES`: int8 models for the CPU backends, with an accuracy report."""
+
+from __future__ import annotations
+
+import argparse
+
+INT8_BACKENDS = ("onnx-int8", "torch-int8")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "quantize",
+        help="static int8 quantization (ONNX Runtime QDQ and PyTorch int8) calibrated on episode frames",
+        description=(
+            "Write model.int8.onnx (ONNX Runtime static QDQ, per-channel int8 weights) and "
+            "model.int8.torchscript.pt (PyTorch int8) into the bundle, and print the action error of each "
+            "against fp32 on held-out frames: mean |int8 - fp32| / (action max - action min) per action."
+        ),
+    )
+    p.add_argument("bundle", help="bundle directory written by `edgeact export`")
+    p.add_argument("--calib", metavar="EPISODES",
+                   help="episodes to calibrate on (held-out episodes give the accuracy report); "
+                        "without it synthetic frames are used, which is fine for speed tests only")
+    p.add_argument("--frames", type=int, default=64, help="calibration frames (default 64)")
+    p.add_argument("--heldout", type=int, default=32, help="held-out frames for the accuracy report (default 32)")
+    p.add_argument("--target", choices=("pi5", "x86", "auto"), default="pi5",
+                   help="CPU that will run it: pi5 (ARM, S8S8, default), x86 (U8S8), auto (this machine)")
+    p.add_argument("--keep-float", nargs="+", default=[], metavar="NODE",
+                   help="ONNX node names (or glob patterns, e.g. '*/decoder/*') to leave in float")
+    p.add_argument("--auto-keep", type=int, default=0, metavar="K",
+                   help="find the K layers whose quantization costs most accuracy and leave them in float")
+    p.add_argument("--auto-keep-among", nargs="+", default=[], metavar="PATTERN",
+                   help="limit the --auto-keep search to these node names / glob patterns (faster)")
+    p.add_argument("--int8-attention", action="store_true",
+                   help="also quantize the attention core (q @ k^T, softmax, weights @ V); default float")
+    p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="ONNX activation calibration (default minmax)")
+    p.add_argument("--backends", nargs="+", choices=INT8_BACKENDS, default=list(INT8_BACKENDS),
+                   help="which int8 models to build (default both)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    failed = []
+    if "onnx-int8" in args.backends:
+        from edgeact.export.quantize_onnx import quantize_bundle
+
+        result = quantize_bundle(args.bundle, args.calib, frames=args.frames, heldout=args.heldout,
+                                 target=args.target, keep_float=args.keep_float, auto_keep=args.auto_keep,
+                                 auto_keep_among=args.auto_keep_among, method=args.method,
+                                 float_softmax=not args.int8_attention)
+        if not result.accuracy.passed:
+            failed.append("onnx-int8")
+    if "torch-int8" in args.backends:
+        from edgeact.export.quantize_torch import quantize_torch_bundle
+
+        if args.keep_float or args.auto_keep:
+            print("note: --keep-float/--auto-keep apply to onnx-int8 only")
+        tresult = quantize_torch_bundle(args.bundle, args.calib, frames=min(args.frames, 32), heldout=args.heldout,
+                                        target=args.target)
+        if not tresult.accuracy.passed:
+            failed.append("torch-int8")
+    if failed:
+        print(f"warning: {', '.join(failed)} above the 2% action-error bound; try --auto-keep 3 or --method percentile")
+    return 0

@@ -1,0 +1,135 @@
+"""``manifest.json`` of an export bundle: what each model file takes and gives, and its hash.
+
+Readable with the standard library alone (the Pi loads ONNX backends without torch)::
+
+    {
+      "format": "edgeact-bundle", "format_version": 1, "edgeact_version": "0.1.0",
+      "policy": {"camera_names": ["cam_front"], "image_size": [360, 640], "channel_order": "RGB",
+                 "layout": "NHWC", "state_dim": 2, "action_dim": 2, "chunk_size": 100,
+                 "fps": 30.0, "action_names": ["steering", "throttle"],
+                 "action_range": {"min": [...], "max": [...]}},
+      "inputs":  [{"name": "image", "camera": "cam_front", "dtype": "uint8", "shape": [1, 360, 640, 3]},
+                  {"name": "state", "dtype": "float32", "shape": [1, 2]}],
+      "outputs": [{"name": "actions", "dtype": "float32", "shape": [1, 100, 2]}],
+      "models": {"onnx": {"file": "model.onnx", ...}, "onnx-int8": {...}, "torch-int8": {...}},
+      "files": {"model.onnx": {"sha256": "...", "bytes": 123}, "config.json": {...}, ...}
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeact import __version__
+from edgeact.errors import BackendError, CheckpointError
+from edgeact.fileio import atomic_write_json
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "edgeact-bundle"
+FORMAT_VERSION = 1
+ONNX_FP32_NAME = "model.onnx"
+ONNX_INT8_NAME = "model.int8.onnx"
+TORCH_INT8_NAME = "model.int8.torchscript.pt"
+
+
+def sha256_file(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def hash_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """sha256 and size of every file in the bundle except the manifest itself."""
+    return {
+        p.name: file_entry(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")
+    }
+
+
+def new_manifest(policy: dict[str, Any], inputs: list[dict], outputs: list[dict], source: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "edgeact_version": __version__,
+        "source_checkpoint": source,
+        "policy": policy,
+        "inputs": inputs,
+        "outputs": outputs,
+        "models": {},
+        "files": {},
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Refresh the file hashes and write ``manifest.json`` atomically."""
+    manifest["files"] = hash_files(folder)
+    manifest["edgeact_version"] = __version__
+    atomic_write_json(folder / MANIFEST_NAME, manifest)
+    (folder / MANIFEST_NAME).chmod(0o644)
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST_NAME).is_file()
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """Read and sanity-check ``manifest.json``; raise BackendError saying how to make one."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        hint = (
+            "it looks like a checkpoint: run `edgeact export --checkpoint "
+            f"{folder} --out BUNDLE` and load BUNDLE"
+            if (folder / "config.json").is_file() or folder.is_file()
+            else "run `edgeact export --checkpoint CKPT --out BUNDLE` first"
+        )
+        raise BackendError(f"{folder} is not an edgeact export bundle (no {MANIFEST_NAME}); {hint}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); re-run `edgeact export`") from err
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an edgeact bundle manifest (format={manifest.get('format')!r})")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format_version {manifest['format_version']}; this edgeact ({__version__}) reads "
+            f"up to {FORMAT_VERSION}: upgrade edgeact"
+        )
+    return manifest
+
+
+def model_file(folder: str | Path, manifest: dict[str, Any], backend: str, verify: bool = True) -> Path:
+    """Path of the model file a backend runs, checked against the manifest's hash.
+
+    Missing entry or file: BackendError naming the command that creates it.
+    """
+    folder = Path(folder)
+    entry = manifest.get("models", {}).get(backend)
+    how = {
+        "onnx": f"`edgeact export --checkpoint CKPT --out {folder}`",
+        "onnx-int8": f"`edgeact quantize {folder} --calib EPISODES`",
+        "torch-int8": f"`edgeact quantize {folder} --calib EPISODES --torch`",
+    }.get(backend, "`edgeact export`")
+    if entry is None:
+        raise BackendError(f"bundle {folder} has no {backend} model; create it with {how}")
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise BackendError(f"{path} is missing although the manifest lists it; re-create it with {how}")
+    if verify:
+        expected = manifest.get("files", {}).get(entry["file"], {}).get("sha256")
+        if expected and sha256_file(path) != expected:
+            raise BackendError(
+                f"{path} does not match the sha256 in {folder / MANIFEST_NAME}: the file is corrupt or was "
+                f"changed after export; re-create it with {how}"
+            )
+    return path

@@ -1,0 +1,92 @@
+"""Training end to end on a few tiny simulator episodes (seconds, CPU)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import edgeact
+from edgeact.errors import ConfigError, DataError
+from edgeact.sim.record import record_episodes
+from edgeact.train import TrainConfig, model_config, train
+
+SMALL = {"dim_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_encoder_layers": 1,
+         "n_vae_encoder_layers": 1, "latent_dim": 8, "chunk_size": 8, "n_action_steps": 8}
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("episodes")
+    record_episodes(root, 3, image_size=(96, 128), seconds=1.5, seed=3)
+    return root
+
+
+def small_train(episodes, out, **kw):
+    cfg = TrainConfig(data=episodes, out=out, steps=kw.pop("steps", 6), eval_every=3, batch_size=4,
+                      overrides=SMALL, **kw)
+    return train(cfg, progress=lambda _: None)
+
+
+def test_train_writes_lerobot_dirs_log_and_plot(episodes, tmp_path):
+    result = small_train(episodes, tmp_path / "run")
+    out = tmp_path / "run"
+    for name in ("best", "last"):
+        assert (out / name / "model.safetensors").is_file()
+        assert (out / name / "policy_preprocessor.json").is_file()
+    assert (out / "loss.png").stat().st_size > 1000
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 6]
+    assert result.best_step in (3, 6) and np.isfinite(result.best_val_l1)
+    # the training output loads as a policy (best/), with the data's fps
+    policy = edgeact.load_policy(str(out))
+    assert policy.spec.fps == 30 and policy.spec.image_size == (96, 128)
+    chunk = policy.predict_chunk(np.zeros((96, 128, 3), np.uint8), np.zeros(2, np.float32))
+    assert chunk.shape == (8, 2) and np.all(np.isfinite(chunk))
+
+
+def test_resume_continues_from_last(episodes, tmp_path):
+    small_train(episodes, tmp_path / "run", steps=3)
+    result = small_train(episodes, tmp_path / "run", steps=6, resume=True)
+    assert result.steps == 6
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]
+    with pytest.raises(ConfigError, match="already at step 6"):
+        small_train(episodes, tmp_path / "run", steps=6, resume=True)
+
+
+def test_resume_without_state_says_so(episodes, tmp_path):
+    with pytest.raises(ConfigError, match="--resume"):
+        small_train(episodes, tmp_path / "nothing", resume=True)
+
+
+def test_resume_on_data_of_another_size_is_refused_before_training(episodes, tmp_path):
+    small_train(episodes, tmp_path / "run", steps=3)
+    other = tmp_path / "other"
+    record_episodes(other, 2, image_size=(64, 96), seconds=1.0)
+    with pytest.raises(DataError, match="64x96 frames but the checkpoint"):
+        train(TrainConfig(data=other, out=tmp_path / "run", steps=6, resume=True, preset="rover"),
+              progress=lambda _: None)
+
+
+def test_one_episode_is_not_enough(tmp_path):
+    record_episodes(tmp_path / "one", 1, image_size=(64, 96), seconds=1.0)
+    with pytest.raises(DataError, match="at least 2"):
+        small_train(tmp_path / "one", tmp_path / "run")
+
+
+def test_presets():
+    tiny = model_config("tiny", (96, 128), 2, 2, pretrained=False)
+    rover = model_config("rover", (360, 640), 2, 2, pretrained=True)
+    assert tiny.dim_model < rover.dim_model and rover.chunk_size == 30
+    assert rover.pretrained_backbone_weights == "ResNet18_Weights.IMAGENET1K_V1"
+    with pytest.raises(ConfigError, match="unknown preset"):
+        model_config("huge", (96, 128), 2, 2, pretrained=False)
+
+
+def test_train_cli(episodes, tmp_path, capsys):
+    from edgeact.cli import main
+
+    code = main(["train", "--data_dir", str(episodes), "--out", str(tmp_path / "cli"), "--steps", "2",
+                 "--eval-every", "2", "--batch-size", "4"])
+    assert code == 0
+    assert (tmp_path / "cli" / "best" / "config.json").is_file()
