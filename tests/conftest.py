@@ -1,15 +1,16 @@
-"""Shared fixtures: tiny ACT checkpoints that build in well under a second.
+"""Shared fixtures: tiny ACT checkpoints, episodes and export bundles that build in seconds.
 
 Helpers live in factories.py: this file is shadowed by sub-folder conftest files for imports."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from factories import randomize_frozen_bn, rover_stats, tiny_config
+from factories import randomize_frozen_bn, rover_stats, tiny_config, write_episodes
 
 torch.set_num_threads(1)
 
@@ -24,3 +25,41 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     policy = ACTPolicy(tiny_config())
     randomize_frozen_bn(policy)
     return save_pretrained(policy, rover_stats(), tmp_path / "ckpt", fps=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    from edgeact.bench import random_checkpoint
+
+    return random_checkpoint(tiny_config(), tmp_path_factory.mktemp("ckpt") / "ckpt", seed=0, fps=20)
+
+
+@pytest.fixture(scope="session")
+def episodes(tmp_path_factory) -> Path:
+    return write_episodes(tmp_path_factory.mktemp("episodes"))
+
+
+@pytest.fixture(scope="session")
+def export_result(tiny_ckpt, episodes, tmp_path_factory):
+    from edgeact.export.onnx_export import export_bundle
+
+    return export_bundle(tiny_ckpt, tmp_path_factory.mktemp("bundles") / "bundle", frames=episodes, log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def bundle(export_result) -> Path:
+    return export_result.bundle
+
+
+@pytest.fixture(scope="session")
+def quantized(bundle, episodes, tmp_path_factory):
+    """A copy of the bundle with onnx-int8 (one node kept float) and torch-int8 models."""
+    from edgeact.export.quantize_onnx import quantize_bundle
+    from edgeact.export.quantize_torch import quantize_torch_bundle
+
+    out = tmp_path_factory.mktemp("quantized") / "bundle"
+    shutil.copytree(bundle, out)
+    onnx_result = quantize_bundle(out, episodes, frames=8, heldout=6,
+                                  keep_float=["/policy/model/encoder/layers.0/linear1/MatMul"], log=lambda s: None)
+    torch_result = quantize_torch_bundle(out, episodes, frames=4, heldout=6, observer="minmax", log=lambda s: None)
+    return out, onnx_result, torch_result

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -47,3 +51,26 @@ def randomize_frozen_bn(policy) -> None:
             m.bias.copy_(0.1 * torch.randn(n, generator=g))
             m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
             m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
+
+
+def write_episodes(root: Path, n_episodes: int = 3, length: int = 12, image_size=(72, 108), seed: int = 0) -> Path:
+    """Episodes in the rover format (frames/*.jpg, data.csv, meta.json), frames larger than the model's."""
+    import cv2
+
+    from edgeact.export.calibration import synthetic_frames
+
+    rng = np.random.default_rng(seed)
+    for e in range(n_episodes):
+        folder = root / f"episode_{e:03d}"
+        (folder / "frames").mkdir(parents=True)
+        frames = synthetic_frames(length, image_size, seed=seed + e)
+        steer = np.clip(np.cumsum(rng.normal(0, 0.1, length)), -1, 1)
+        throttle = np.clip(0.4 + rng.normal(0, 0.05, length), -1, 1)
+        with open(folder / "data.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["frame", "timestamp", "steering", "throttle"])
+            for i in range(length):
+                cv2.imwrite(str(folder / "frames" / f"{i:06d}.jpg"), cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR))
+                w.writerow([i, f"{i / 20:.3f}", f"{steer[i]:.4f}", f"{throttle[i]:.4f}"])
+        (folder / "meta.json").write_text(json.dumps({"fps": 20, "image_size": list(image_size)}))
+    return root

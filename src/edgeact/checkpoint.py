@@ -26,7 +26,7 @@ import numpy as np
 from edgeact import __version__
 from edgeact.config import ACTConfig
 from edgeact.errors import CheckpointError, ConfigError
-from edgeact.fileio import atomic_write_json
+from edgeact.fileio import atomic_write_json, replace_dir
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -299,22 +299,10 @@ def save_pretrained(
         write_processor_files(tmp, config, stats)
         meta = {"fps": fps, "action_names": list(action_names), "edgeact_version": __version__, **(extra_meta or {})}
         atomic_write_json(tmp / META_NAME, meta)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap ``new`` into ``target``; the old directory is removed only once the new one is in place."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_processor_files(folder: Path, config: ACTConfig, stats: dict[str, dict[str, np.ndarray]]) -> None:

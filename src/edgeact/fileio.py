@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -43,3 +44,15 @@ def atomic_save(path: Path, save: Callable[[Path], None]) -> None:
     """Call ``save(tmp_path)`` (a library writer that takes a path) and move the result into place."""
     with atomic_path(path) as tmp:
         save(tmp)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Swap the directory ``new`` into ``target``; an old ``target`` is removed only once the new one is in place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

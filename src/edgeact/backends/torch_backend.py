@@ -24,6 +24,19 @@ def spec_from_checkpoint(checkpoint: Checkpoint) -> PolicySpec:
     )
 
 
+def predict_with_module(module, spec: PolicySpec, image: Frames, state: np.ndarray) -> np.ndarray:
+    """Run a module taking (*frames uint8 NHWC, state) on one checked observation; (chunk, A) float32."""
+    import torch
+
+    frames, state = spec.check_inputs(image, state)
+    inputs = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
+    if spec.state_dim:
+        inputs.append(torch.from_numpy(state)[None])
+    with torch.inference_mode():
+        chunk = module(*inputs)[0]
+    return chunk.numpy().astype(np.float32, copy=False)
+
+
 class TorchBackend:
     """Runs :class:`~edgeact.model.inference.InferenceModel` in eager PyTorch on the CPU."""
 
@@ -41,15 +54,7 @@ class TorchBackend:
         self.model = InferenceModel(build_policy(checkpoint), checkpoint.stats).eval()
 
     def predict_chunk(self, image: Frames, state: np.ndarray) -> np.ndarray:
-        import torch
-
-        frames, state = self.spec.check_inputs(image, state)
-        inputs = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
-        if self.spec.state_dim:
-            inputs.append(torch.from_numpy(state)[None])
-        with torch.inference_mode():
-            chunk = self.model(*inputs)[0]
-        return chunk.numpy().astype(np.float32, copy=False)
+        return predict_with_module(self.model, self.spec, image, state)
 
     def close(self) -> None:
         pass

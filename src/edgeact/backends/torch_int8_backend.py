@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeact.backends.base import Frames
+from edgeact.backends.torch_backend import predict_with_module
 from edgeact.errors import BackendError
 
 
@@ -57,15 +58,7 @@ class TorchInt8Backend:
             ) from err
 
     def predict_chunk(self, image: Frames, state: np.ndarray) -> np.ndarray:
-        import torch
-
-        frames, state = self.spec.check_inputs(image, state)
-        inputs = [torch.from_numpy(np.ascontiguousarray(f))[None] for f in frames]
-        if self.spec.state_dim:
-            inputs.append(torch.from_numpy(state)[None])
-        with torch.inference_mode():
-            chunk = self.module(*inputs)[0]
-        return chunk.numpy().astype(np.float32, copy=False)
+        return predict_with_module(self.module, self.spec, image, state)
 
     def close(self) -> None:
         self.module = None

@@ -33,6 +33,7 @@ import numpy as np
 from edgeact.errors import EdgeactError
 from edgeact.export.graph_passes import GraphSummary, clean_graph, summarize
 from edgeact.export.manifest import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
+from edgeact import fileio
 from edgeact.fileio import atomic_write_bytes, atomic_write_json
 
 DEFAULT_OPSET = 17
@@ -352,13 +353,7 @@ def _publishable(folder: Path) -> None:
 
 
 def replace_dir(new: Path, target: Path) -> None:
-    """Swap ``new`` into ``target``; an old ``target`` is removed only once the new one is in place."""
-    old = None
+    """Swap ``new`` into ``target`` once ``target`` is known to be a bundle we may replace."""
     if target.exists():
         _check_replaceable(target)
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    fileio.replace_dir(new, target)
