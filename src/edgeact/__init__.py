@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from edgeact.backends.base import Backend
 
 
-def load_policy(path: str, backend: str = "torch", **options) -> "Backend":
+def load_policy(path: str, backend: str = "auto", **options) -> "Backend":
     """Load a checkpoint or bundle and return a ready :class:`~edgeact.backends.base.Backend`.
 
     ``path``: a LeRobot pretrained directory, an edgeact checkpoint or export bundle, or a
-    ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8",
-    "torch-int8" or "hailo" (see ``edgeact.backends.registry.BACKENDS``).
+    ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8", "torch-int8"
+    (see ``edgeact.backends.registry.BACKENDS``), or "auto": a bundle's int8 model when it has
+    one, else its fp32 ONNX model; a checkpoint runs on "torch".
     """
     from edgeact.backends.registry import load_backend
 

@@ -123,12 +123,12 @@ def drive(bundle: Path, backend_name: str, cfg: DemoConfig, out: Path, log: Call
     """Drive the simulated rover through the realtime runtime with one backend."""
     import edgeact
     from edgeact.runtime import RuntimeConfig, run_rover
-    from edgeact.runtime.parts import open_parts
+    from edgeact.runtime.parts import inference_threads, open_parts
     from edgeact.sim.evaluate import plot_trajectory
 
     folder = out / f"drive-{backend_name}"
     folder.mkdir(parents=True, exist_ok=True)
-    backend = edgeact.load_policy(str(bundle), backend=backend_name)
+    backend = edgeact.load_policy(str(bundle), backend=backend_name, threads=inference_threads())
     try:
         camera, actuator = open_parts(f"sim:{cfg.track}", "sim", backend.spec.image_size, seed=cfg.eval_seed)
         config = RuntimeConfig(rate_hz=cfg.rate_hz, duration_s=cfg.drive_seconds, keyboard=False,

@@ -137,3 +137,11 @@ def test_torch_int8_runs_on_the_pi_engine(quantized, observations):
         from edgeact.export.quantize_torch import host_engine
 
         torch.backends.quantized.engine = host_engine()
+
+
+def test_auto_picks_int8_then_onnx_then_torch(bundle, quantized, tiny_ckpt):
+    import edgeact
+
+    assert edgeact.load_policy(str(quantized[0])).name == "onnx-int8"
+    assert edgeact.load_policy(str(bundle)).name == "onnx"
+    assert edgeact.load_policy(str(tiny_ckpt)).name == "torch"

@@ -18,11 +18,25 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 
 
-def load_backend(path: str | Path, name: str = "torch", **options) -> Backend:
-    """Load the policy at ``path`` with backend ``name``; options go to the backend's loader."""
-    if name not in BACKENDS:
-        raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+def default_backend(path: str | Path) -> str:
+    """What ``auto`` means: a bundle's fastest CPU model (int8 when quantized), else PyTorch."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return "torch"
+    import json
+
+    models = json.loads(manifest.read_text()).get("models", {})
+    return "onnx-int8" if "onnx-int8" in models else "onnx"
+
+
+def load_backend(path: str | Path, name: str = "auto", **options) -> Backend:
+    """Load the policy at ``path`` with backend ``name`` ("auto": see default_backend); options go
+    to the backend's loader."""
+    if name != "auto" and name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of: auto, {', '.join(BACKENDS)}")
     if not Path(path).exists():
         raise CheckpointError(f"model path not found: {path}")
+    if name == "auto":
+        name = default_backend(path)
     module_name, _, loader = BACKENDS[name][0].partition(":")
     return getattr(importlib.import_module(module_name), loader or "load")(path, **options)

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                    help="export bundle, checkpoint or LeRobot pretrained dir; 'fake[:MS[:BUSY]]' for a stand-in "
                    "policy taking MS per inference (default 40), BUSY of it on the CPU (default 0.75)")
     p.add_argument("--backend", default=None, metavar="NAME",
-                   help="torch, onnx, onnx-int8, torch-int8, hailo (default: the loader's default)")
+                   help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, else "
+                   "its ONNX model; torch for a checkpoint)")
     p.add_argument("--camera", "--camera_id", dest="camera", required=True, metavar="SRC",
                    help="device index (0), video file or URL, picamera2[:N], replay:EPISODE_DIR, sim[:TRACK]")
     p.add_argument("--actuator", "--arduino_port", dest="actuator", required=True, metavar="DST",
@@ -62,6 +63,8 @@ def register(subparsers) -> None:
                    help="watchdog of the simulated Arduino (--actuator sim; the sketch's is WATCHDOG_MS)")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--seed", type=int, default=0, help="simulator appearance seed (--camera sim)")
+    p.add_argument("--threads", type=int, help="inference threads (default: physical cores - 1, so that "
+                   "control, camera and serial keep a core)")
     p.add_argument("--no-keys", action="store_true", help="no keyboard emergency stop even in a terminal")
     p.add_argument("--no-realtime", action="store_true",
                    help="do not try SCHED_FIFO for the control thread (tried by default; needs root or an "
@@ -71,14 +74,15 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _load_backend(model: str, backend: str | None):
+def _load_backend(model: str, backend: str | None, threads: int | None):
     if model == "fake" or model.startswith("fake:"):
         from edgeact.runtime.fake import parse_fake
 
         return parse_fake(model)
     import edgeact
+    from edgeact.runtime.parts import inference_threads
 
-    return edgeact.load_policy(model, backend=backend) if backend else edgeact.load_policy(model)
+    return edgeact.load_policy(model, backend=backend or "auto", threads=threads or inference_threads())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         plot_path=plot,
         status_every_s=args.status,
     )
-    backend = _load_backend(args.model, args.backend)
+    backend = _load_backend(args.model, args.backend, args.threads)
     try:
         camera, actuator = open_parts(args.camera, args.actuator, backend.spec.image_size, baudrate=args.baud,
                                       watchdog_s=args.watchdog / 1e3, seed=args.seed)
