@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from factories import randomize_frozen_bn, rover_stats, tiny_config, write_episodes
+from edgeact.bench import randomize_frozen_bn
+from factories import rover_stats, tiny_config, write_episodes
 
 torch.set_num_threads(1)
 

@@ -39,20 +39,6 @@ def rover_stats(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def randomize_frozen_bn(policy) -> None:
-    """Frozen batch norm starts as identity; give it real statistics so bugs in it show."""
-    from edgeact.model.backbone import FrozenBatchNorm2d
-
-    g = torch.Generator().manual_seed(0)
-    for m in policy.modules():
-        if isinstance(m, FrozenBatchNorm2d):
-            n = m.weight.numel()
-            m.weight.copy_(1 + 0.1 * torch.randn(n, generator=g))
-            m.bias.copy_(0.1 * torch.randn(n, generator=g))
-            m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-            m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
-
-
 def write_episodes(root: Path, n_episodes: int = 3, length: int = 12, image_size=(72, 108), seed: int = 0) -> Path:
     """Episodes in the rover format (frames/*.jpg, data.csv, meta.json), frames larger than the model's."""
     import cv2

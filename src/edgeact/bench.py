@@ -463,21 +463,29 @@ def random_checkpoint(config, out: str | Path, seed: int = 0, fps: float = 30.0,
 
     from edgeact.checkpoint import save_pretrained
     from edgeact.model.act import ACTPolicy
-    from edgeact.model.backbone import FrozenBatchNorm2d
 
     torch.manual_seed(seed)
     policy = ACTPolicy(config).eval()
     if randomize_norms:
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for m in policy.modules():
-                if isinstance(m, FrozenBatchNorm2d):
-                    n = m.weight.numel()
-                    m.weight.copy_(1 + 0.1 * torch.randn(n, generator=g))
-                    m.bias.copy_(0.1 * torch.randn(n, generator=g))
-                    m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                    m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
+        randomize_frozen_bn(policy, seed)
     return save_pretrained(policy, random_stats(config, seed), out, fps=fps)
+
+
+def randomize_frozen_bn(policy, seed: int = 0) -> None:
+    """Give frozen batch norms non-trivial statistics (they start as identity), as a trained model has."""
+    import torch
+
+    from edgeact.model.backbone import FrozenBatchNorm2d
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in policy.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                n = m.weight.numel()
+                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(1 + 0.2 * torch.rand(n, generator=g))
 
 
 def lerobot_default_config(image_size: tuple[int, int] = (360, 640)):

@@ -3,7 +3,7 @@
 Loss: L1 over the non-padded chunk + kl_weight * KL of the CVAE latent. Optimizer: AdamW
 with a separate backbone learning rate, gradient clipping at 10 (LeRobot's ACT preset).
 Output: ``OUT/best`` and ``OUT/last`` LeRobot pretrained directories (LeRobot loads them),
-``OUT/last/training_state.pt`` for ``--resume``, ``OUT/log.jsonl`` and ``OUT/loss.png``.
+``OUT/training_state.pt`` (weights, optimizer, step) for ``--resume``, ``OUT/log.jsonl`` and ``OUT/loss.png``.
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     if cfg.resume:
         config, state = _resume_state(cfg.out)
     else:
+        (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
         image_size = PRESET_IMAGE_SIZE.get(cfg.preset) or data_size
         config = model_config(cfg.preset, image_size, state_dim, action_dim,
                               cfg.backbone_weights is not None, cfg.overrides)
@@ -180,7 +181,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
                     best = {"val_l1": val_l1, "step": step}
                     _save(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
                 _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
-                _save_training_state(cfg.out / "last", policy, optimizer, step, best, history)
+                _save_training_state(cfg.out, policy, optimizer, step, best, history)
                 policy.train()
                 bar.write(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
             if step >= total_steps:
@@ -271,11 +272,7 @@ def _device(name: str):
 def _save(policy, stats, path: Path, meta: dict[str, Any]) -> None:
     from edgeact.checkpoint import save_pretrained
 
-    training_state = path / "training_state.pt"
-    keep = training_state.read_bytes() if training_state.is_file() else None
     save_pretrained(policy, stats, path, fps=meta["fps"], extra_meta=meta)
-    if keep is not None:  # save_pretrained replaces the directory; the resume state stays
-        (path / "training_state.pt").write_bytes(keep)
 
 
 def _save_training_state(path: Path, policy, optimizer, step: int, best: dict, history: list) -> None:
@@ -289,11 +286,11 @@ def _save_training_state(path: Path, policy, optimizer, step: int, best: dict, h
 def _resume_state(out: Path) -> tuple[ACTConfig, dict[str, Any]]:
     import torch
 
-    last = out / "last"
-    if not (last / "training_state.pt").is_file():
-        raise ConfigError(f"--resume: no {last / 'training_state.pt'}; start without --resume")
-    config = ACTConfig.from_json(last / "config.json")
-    return config, torch.load(last / "training_state.pt", map_location="cpu", weights_only=False)
+    state_file = out / "training_state.pt"
+    if not state_file.is_file():
+        raise ConfigError(f"--resume: no {state_file}; start without --resume")
+    config = ACTConfig.from_json(out / "last" / "config.json")
+    return config, torch.load(state_file, map_location="cpu", weights_only=False)
 
 
 def _append_log(out: Path, record: dict[str, float]) -> None:
