@@ -157,6 +157,10 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     if start_step >= total_steps:
         raise ConfigError(f"checkpoint is already at step {start_step} >= {total_steps}; ask for more --steps")
 
+    if tuple(config.image_size) != tuple(data_size):
+        progress(f"frames are {data_size[0]}x{data_size[1]}; the {cfg.preset} model takes "
+                 f"{config.image_size[0]}x{config.image_size[1]}, so they are resized as they load "
+                 "(record at that size to skip it; the runtime resizes camera frames the same way)")
     progress(f"training {cfg.preset} preset: {len(train_eps)} train / {len(val_eps)} val episodes, "
              f"{len(train_set)} samples, image {config.image_size[0]}x{config.image_size[1]}, "
              f"batch {batch_size}, {total_steps} steps on {device}")

@@ -134,10 +134,9 @@ def test_episode_frames_split_and_resize(episodes):
     assert "held-out" in held.source and "3 episode" in held.source
 
 
-def test_local_episode_reader_state_is_previous_command(episodes, monkeypatch):
-    monkeypatch.setitem(sys.modules, "edgeact.data.episodes", None)  # as if edgeact.data were absent
+def test_calibration_episodes_state_is_previous_command(episodes):
     eps = read_episodes(episodes)
-    assert len(eps) == 3 and type(eps[0]).__name__ == "_LocalEpisode"
+    assert len(eps) == 3
     np.testing.assert_array_equal(eps[0].states[0], [0, 0])
     np.testing.assert_allclose(eps[0].states[1:], eps[0].actions[:-1])
     assert eps[0].load_frame(0).shape == (72, 108, 3)

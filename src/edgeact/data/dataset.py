@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 
 from edgeact.data.episodes import Episode, check_consistent, load_episodes
 from edgeact.errors import DataError
+from edgeact.runtime.preprocess import fit_frame
 
 CAMERA_KEY = "observation.images.cam_front"
 STATE_KEY = "observation.state"
@@ -149,9 +150,7 @@ class EpisodeDataset(Dataset):
                 f"but meta.json says {list(ep.image_size)}"
             )
         if self._resize:
-            h, w = self.image_size
-            interp = cv2.INTER_AREA if h < img.shape[0] else cv2.INTER_LINEAR
-            img = cv2.resize(img, (w, h), interpolation=interp)
+            img = fit_frame(img, self.image_size)  # the same crop and resize the runtime applies to a camera
         if self.cache_enabled:
             self._cache[index] = img
         return img

@@ -1,8 +1,8 @@
 """Observations for parity checks, calibration and accuracy reports.
 
 Real frames come from rover episodes (``EPISODES/episode_*/frames/*.jpg`` + ``data.csv``),
-read with :mod:`edgeact.data.episodes` when that module is installed, else with the small
-reader here. Frames are resized to the model's input size; the state at step t is the
+read with :mod:`edgeact.data.episodes`. Frames are fitted to the model's input size as the
+runtime fits camera frames (``fit_frame``: centre crop, resize); the state at step t is the
 ``state_*`` columns when present, else the previous command (steering, throttle), zeros at t=0.
 
 Calibration and held-out frames never overlap: with two or more episodes the last ~20% of
@@ -12,7 +12,6 @@ Without episodes, synthetic road-like frames stand in (``source`` says which).
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edgeact.errors import DataError
+from edgeact.runtime.preprocess import fit_frame
 
 
 @dataclass
@@ -92,83 +92,14 @@ def synthetic_observations(
 
 # --------------------------------------------------------------------------------------
 # episodes
-@dataclass
-class _LocalEpisode:
-    """Minimal episode: frame paths, commands and states (what calibration needs)."""
-
-    path: Path
-    frame_files: list[Path]
-    states: np.ndarray
-    actions: np.ndarray
-
-    def load_frame(self, i: int) -> np.ndarray:
-        import cv2
-
-        image = cv2.imread(str(self.frame_files[i]), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError(f"cannot read frame {self.frame_files[i]}")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-    def __len__(self) -> int:
-        return len(self.frame_files)
-
-
-def _read_local_episode(folder: Path) -> _LocalEpisode:
-    csv_path = folder / "data.csv"
-    if not csv_path.is_file():
-        raise DataError(f"{folder} has no data.csv")
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise DataError(f"{csv_path} has no rows")
-    columns = list(rows[0])
-    for needed in ("frame", "steering", "throttle"):
-        if needed not in columns:
-            raise DataError(f"{csv_path} lacks the {needed!r} column (has {columns})")
-    frames_dir = folder / "frames"
-    files, actions = [], []
-    for row in rows:
-        frame = str(row["frame"]).strip()
-        name = frame if frame.endswith((".jpg", ".png")) else f"{int(float(frame)):06d}.jpg"
-        files.append(frames_dir / name)
-        actions.append([float(row["steering"]), float(row["throttle"])])
-    actions_arr = np.asarray(actions, np.float32)
-    state_cols = [c for c in columns if c.startswith("state_")]
-    if state_cols:
-        states = np.asarray([[float(row[c]) for c in state_cols] for row in rows], np.float32)
-    else:  # the state at t is the command sent at t-1
-        states = np.concatenate([np.zeros((1, 2), np.float32), actions_arr[:-1]], 0)
-    return _LocalEpisode(folder, files, states, actions_arr)
-
-
 def read_episodes(root: str | Path) -> list:
-    """Episodes under ``root`` (or ``root`` itself if it is one), via edgeact.data.episodes when present."""
+    """Episodes under ``root`` (or ``root`` itself if it is one)."""
+    from edgeact.data.episodes import list_episodes, read_episode
+
     root = Path(root)
     if not root.exists():
         raise DataError(f"episodes not found: {root}")
-    try:
-        import importlib
-
-        episodes_module = importlib.import_module("edgeact.data.episodes")  # optional here
-    except ImportError:
-        episodes_module = None
-    if episodes_module is not None and hasattr(episodes_module, "read_episode"):
-        found = [root] if (root / "data.csv").is_file() else list(episodes_module.list_episodes(root))
-        if found:
-            return [e if hasattr(e, "load_frame") else episodes_module.read_episode(e) for e in found]
-    dirs = [root] if (root / "data.csv").is_file() else sorted(p for p in root.glob("episode_*") if p.is_dir())
-    if not dirs:
-        raise DataError(f"no episodes in {root}: expected episode_*/frames/*.jpg and data.csv")
-    return [_read_local_episode(d) for d in dirs]
-
-
-def _fit(frame: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    h, w = image_size
-    if frame.shape[:2] == (h, w):
-        return np.ascontiguousarray(frame, dtype=np.uint8)
-    import cv2
-
-    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA).astype(np.uint8)
+    return [read_episode(root)] if (root / "data.csv").is_file() else list_episodes(root)
 
 
 def episode_observations(
@@ -206,7 +137,7 @@ def _gather(pool: list, n: int, image_size, state_dim: int, source: str) -> Obse
     states = np.zeros((n, state_dim), np.float32)
     for k, j in enumerate(index):
         episode, i = pool[j]
-        frames[k] = _fit(np.asarray(episode.load_frame(i)), image_size)
+        frames[k] = fit_frame(np.asarray(episode.load_frame(i)), image_size)
         s = np.asarray(episode.states[i], np.float32).reshape(-1)
         if s.size < state_dim:
             raise DataError(

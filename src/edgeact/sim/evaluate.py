@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgeact.errors import ConfigError
 from edgeact.fileio import atomic_save, atomic_write_text
+from edgeact.runtime.preprocess import fit_frame
 from edgeact.sim.world import RoverSim
 
 
@@ -134,7 +134,7 @@ def evaluate(
         for k in range(steps):
             if k % replan_every == 0:
                 sim.render(out=frame)
-                img = frame if size == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+                img = fit_frame(frame, (h, w))
                 t0 = time.perf_counter()
                 chunk = np.asarray(backend.predict_chunk(img, state))
                 latencies.append(time.perf_counter() - t0)

@@ -27,9 +27,18 @@ import numpy as np
 from edgeact.sim.track import Track
 
 
+REFERENCE_ASPECT = 16 / 9  # width / height of the frame hfov_deg refers to
+
+
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera on the rover: height above the ground, downward pitch, horizontal FOV."""
+    """A pinhole camera on the rover: height above the ground, downward pitch, horizontal FOV.
+
+    ``hfov_deg`` is the FOV of a 16:9 frame. A narrower frame (e.g. 96x128, 4:3) shows the
+    centre of that 16:9 view, exactly what ``edgeact.runtime.preprocess.fit_frame`` makes of
+    a 16:9 camera frame: data recorded at one size and a policy run at another see the same
+    scene.
+    """
 
     height_m: float = 0.20
     pitch_deg: float = 17.0
@@ -114,7 +123,8 @@ class CameraGeometry:
     def __init__(self, camera: Camera, image_size: tuple[int, int]) -> None:
         h, w = image_size
         self.camera, self.image_size = camera, (h, w)
-        f = (w / 2) / math.tan(math.radians(camera.hfov_deg) / 2)
+        sensor_w = min(w, h * REFERENCE_ASPECT)  # a narrower frame is a centre crop of the 16:9 view
+        f = (sensor_w / 2) / math.tan(math.radians(camera.hfov_deg) / 2)
         th = math.radians(camera.pitch_deg)
         u = (np.arange(w, dtype=np.float64) + 0.5 - w / 2) / f
         v = (np.arange(h, dtype=np.float64) + 0.5 - h / 2) / f
@@ -138,7 +148,7 @@ class CameraGeometry:
         self.fog_rows = int(rows[-1]) + 1 if len(rows) else 0  # ground rows [0, fog_rows) get fog
         self.fog = np.ascontiguousarray(fog[: self.fog_rows].astype(np.float32))
         # ground footprint of one pixel 1.5 m ahead, for choosing the texture's mip level
-        self.footprint_m = 1.5 * 2 * math.tan(math.radians(camera.hfov_deg) / 2) / w
+        self.footprint_m = 1.5 / f
 
 
 # ---------------------------------------------------------------------- ground texture
