@@ -55,3 +55,19 @@ def test_randomization_seed_changes_the_look():
 def test_bad_image_size():
     with pytest.raises(ConfigError, match="too small"):
         RoverSim("oval", image_size=(4, 4))
+
+
+def test_a_4_3_frame_is_the_centre_of_the_16_9_view():
+    """Data recorded at 360x640 and a policy run at 96x128 must see the same scene:
+    the small render equals the runtime's fit_frame (centre crop + resize) of the big one."""
+    import cv2
+
+    from edgeact.runtime.preprocess import fit_frame
+
+    big = RoverSim("oval", image_size=(360, 640), seed=4, randomize=False).render()
+    small = RoverSim("oval", image_size=(96, 128), seed=4, randomize=False).render().astype(np.float32)
+    cropped = fit_frame(big, (96, 128)).astype(np.float32)
+    stretched = cv2.resize(big, (128, 96), interpolation=cv2.INTER_AREA).astype(np.float32)
+    crop_err = np.abs(cropped - small).mean()
+    assert crop_err < 8.0, crop_err
+    assert crop_err < 0.5 * np.abs(stretched - small).mean()

@@ -123,7 +123,7 @@ class CameraGeometry:
     def __init__(self, camera: Camera, image_size: tuple[int, int]) -> None:
         h, w = image_size
         self.camera, self.image_size = camera, (h, w)
-        sensor_w = min(w, h * REFERENCE_ASPECT)  # a narrower frame is a centre crop of the 16:9 view
+        sensor_w = max(w, h * REFERENCE_ASPECT)  # a narrower frame is a centre crop of the 16:9 view
         f = (sensor_w / 2) / math.tan(math.radians(camera.hfov_deg) / 2)
         th = math.radians(camera.pitch_deg)
         u = (np.arange(w, dtype=np.float64) + 0.5 - w / 2) / f
