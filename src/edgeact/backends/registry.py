@@ -1,5 +1,5 @@
 """Backend names -> loaders. Loaders are imported only when asked for, so the Pi needs no torch
-for ONNX backends and no Hailo SDK for anything but ``hailo``."""
+for the ONNX backends."""
 
 from __future__ import annotations
 

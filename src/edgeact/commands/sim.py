@@ -59,7 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--replan-every steps it sees the camera frame and the previous command and returns a chunk.",
     )
     ev.add_argument("--model", required=True, metavar="PATH", help="checkpoint, LeRobot pretrained dir or bundle")
-    ev.add_argument("--backend", default="torch", metavar="NAME", help="torch, onnx, onnx-int8, torch-int8, hailo")
+    ev.add_argument("--backend", default="auto", metavar="NAME",
+                    help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, "
+                    "else its ONNX model; torch for a checkpoint)")
     ev.add_argument("--track", default="oval", help="track name: oval or winding (default oval)")
     ev.add_argument("--seconds", type=float, default=60.0, metavar="S", help="simulated seconds (default 60)")
     ev.add_argument("--seed", type=int, default=12345, help="appearance seed of the world (default 12345)")
