@@ -160,6 +160,19 @@ def machine_info() -> dict:
     return info
 
 
+def _best_time(run: Callable[[], object], seconds: float, max_runs: int = 50) -> float:
+    """Fastest of up to ``max_runs`` calls of ``run`` (at least 3), stopping after ``seconds``."""
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    for i in range(max_runs):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+        if i >= 2 and time.perf_counter() > deadline:
+            break
+    return best
+
+
 def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[str, float]:
     """This machine's dense matrix-multiply throughput with ``threads`` threads (best of a few runs).
 
@@ -173,15 +186,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
     ops = 2.0 * size**3
     torch.set_num_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    for i in range(50):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-        if i >= 2 and time.perf_counter() > deadline:
-            break
-    peaks["fp32_torch_gflops"] = ops / best / 1e9
+    peaks["fp32_torch_gflops"] = ops / _best_time(lambda: torch.mm(a, b), seconds) / 1e9
     try:
         import onnxruntime as ort
         from onnx import TensorProto, helper
@@ -207,15 +212,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
             session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
                                            providers=["CPUExecutionProvider"])
             feeds = {"a": a_val, "b": b_val}
-            best = float("inf")
-            deadline = time.perf_counter() + seconds
-            for i in range(50):
-                t0 = time.perf_counter()
-                session.run(None, feeds)
-                best = min(best, time.perf_counter() - t0)
-                if i >= 2 and time.perf_counter() > deadline:
-                    break
-            peaks[key] = ops / best / 1e9
+            peaks[key] = ops / _best_time(lambda: session.run(None, feeds), seconds) / 1e9
             del session
     except Exception:  # the ORT peaks are informative only
         pass
