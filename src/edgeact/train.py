@@ -104,14 +104,14 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     import torch
 
     from edgeact.data.dataset import EpisodeDataset, split_episodes
-    from edgeact.data.episodes import list_episodes
+    from edgeact.data.episodes import load_episodes
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import imagenet_stats, make_normalizers
 
     torch.manual_seed(cfg.seed)
     device = _device(cfg.device)
-    episodes = list_episodes(cfg.data)
+    episodes = load_episodes(cfg.data)
     if len(episodes) < 2:
         raise DataError(f"{cfg.data} holds {len(episodes)} episode(s); training needs at least 2 (one for validation)")
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)

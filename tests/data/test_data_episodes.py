@@ -9,7 +9,6 @@ import pytest
 from edgeact.data.episodes import (
     EpisodeWriter,
     episode_dirs,
-    list_episodes,
     load_episodes,
     read_episode,
     validate_frames,
@@ -160,7 +159,7 @@ def test_mixed_image_sizes_across_episodes(write_synthetic, tmp_path):
     assert "mixed image sizes" in msg and "episode_002" in msg and "episode_000" in msg
 
 
-def test_list_episodes(write_synthetic, tmp_path):
+def test_load_episodes(write_synthetic, tmp_path):
     write_synthetic("episode_001")
     write_synthetic("episode_000")
     root = tmp_path / "episodes"
@@ -168,11 +167,11 @@ def test_list_episodes(write_synthetic, tmp_path):
     (root / "notes").mkdir()
     assert [p.name for p in episode_dirs(root)] == ["episode_000", "episode_001"]
     assert episode_dirs(root / "episode_001") == [root / "episode_001"]
-    eps = list_episodes(root)
+    eps = load_episodes(root)
     assert [e.name for e in eps] == ["episode_000", "episode_001"] and len(eps[1]) == 8
     assert [e.name for e in load_episodes(root, validate=True)] == ["episode_000", "episode_001"]
     with pytest.raises(DataError, match="no episodes"):
-        list_episodes(tmp_path / "episodes" / "notes")
+        load_episodes(tmp_path / "episodes" / "notes")
     with pytest.raises(DataError, match="not a directory"):
         episode_dirs(tmp_path / "nope")
 

@@ -12,7 +12,6 @@ from edgeact.data.episodes import (
     Episode,
     EpisodeWriter,
     episode_dirs,
-    list_episodes,
     load_episodes,
     read_episode,
     validate_frames,
@@ -22,7 +21,6 @@ from edgeact.data.stats import compute_stats, summarize
 
 _LAZY = {
     "EpisodeDataset": "edgeact.data.dataset",
-    "ChunkDataset": "edgeact.data.dataset",
     "ImageAugment": "edgeact.data.dataset",
     "split_episodes": "edgeact.data.dataset",
     "import_lerobot": "edgeact.data.lerobot_import",
@@ -41,7 +39,6 @@ __all__ = [
     "Episode",
     "EpisodeWriter",
     "episode_dirs",
-    "list_episodes",
     "load_episodes",
     "read_episode",
     "validate_frames",

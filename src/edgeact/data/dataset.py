@@ -189,7 +189,6 @@ class EpisodeDataset(Dataset):
         }
 
 
-ChunkDataset = EpisodeDataset  # the name the trainer uses
 
 
 def split_episodes(episodes: Sequence[T], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[T], list[T]]:

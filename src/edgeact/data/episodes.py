@@ -289,12 +289,6 @@ def load_episodes(root: str | os.PathLike | Sequence[str | os.PathLike], validat
     return episodes
 
 
-def list_episodes(root: str | os.PathLike, validate: bool = False) -> list[Episode]:
-    """The episodes under ``root``, read and checked (same as :func:`load_episodes`);
-    :func:`episode_dirs` lists their directories without reading them."""
-    return load_episodes(root, validate=validate)
-
-
 def check_consistent(episodes: Sequence[Episode]) -> None:
     if not episodes:
         raise DataError("no episodes given")

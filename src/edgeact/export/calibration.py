@@ -94,12 +94,12 @@ def synthetic_observations(
 # episodes
 def read_episodes(root: str | Path) -> list:
     """Episodes under ``root`` (or ``root`` itself if it is one)."""
-    from edgeact.data.episodes import list_episodes, read_episode
+    from edgeact.data.episodes import load_episodes, read_episode
 
     root = Path(root)
     if not root.exists():
         raise DataError(f"episodes not found: {root}")
-    return [read_episode(root)] if (root / "data.csv").is_file() else list_episodes(root)
+    return [read_episode(root)] if (root / "data.csv").is_file() else load_episodes(root)
 
 
 def episode_observations(
