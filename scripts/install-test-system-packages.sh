@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# System packages the test suite drives for real: an OpenSSH server (deploy), headless
+# Chromium + its driver (drive page), avr-gcc, the Arduino AVR core and simavr (firmware).
+# Installs only what is missing, so a second run is quick; needs root or sudo.
+set -euo pipefail
+
+PACKAGES=(
+    openssh-server openssh-client rsync
+    chromium chromium-driver
+    gcc-avr binutils-avr avr-libc arduino-core-avr avrdude
+    simavr libsimavr-dev libelf-dev pkg-config
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null; then
+    SUDO=(sudo)
+else
+    echo "missing system packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})" >&2
+    exit 1
+fi
+echo "installing system packages: ${missing[*]}"
+"${SUDO[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
