@@ -165,12 +165,11 @@ def trajectory_result(sim, backend_name: str):
 
     traj = np.asarray(sim.trajectory, dtype=np.float64)
     errors, off_points, hint = [], [], None
-    half_width = sim.track.width / 2
     for _, x, y in traj:
         proj = sim.track.project(x, y, hint=hint)
         hint = proj.index
         errors.append(abs(proj.cross_track))
-        if abs(proj.cross_track) > half_width:
+        if sim.track.is_off_track(proj):
             off_points.append((x, y))
     errors_arr = np.asarray(errors) if errors else np.zeros(1)
     seconds = float(traj[-1, 0]) if len(traj) else 0.0

@@ -60,12 +60,14 @@ class TrainConfig:
     preset: str = "tiny"
     steps: int | None = None
     epochs: float | None = None
-    batch_size: int | None = None
+    batch_size: int | None = None  # the global batch: summed over all processes under torchrun
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
     augment: bool = True
+    flip: bool | None = None  # mirror half the samples; None: when the data's actions are mirror-symmetric
+    precision: str = "auto"  # auto: bf16 autocast where the hardware has native bf16, else fp32
     backbone_weights: Path | None = None
     resume: bool = False
     eval_every: int = 200
@@ -82,6 +84,7 @@ class TrainResult:
     best_step: int
     seconds: float
     history: list[dict[str, float]]
+    steps_per_second: float = 0.0  # optimizer steps of this run per wall-clock second, validation excluded
 
 
 def model_config(preset: str, image_size: tuple[int, int], state_dim: int, action_dim: int,
@@ -100,17 +103,33 @@ def model_config(preset: str, image_size: tuple[int, int], state_dim: int, actio
 
 
 def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainResult:
-    """Train an ACT policy on the episodes in ``cfg.data``; see module docstring for outputs."""
+    """Train an ACT policy on the episodes in ``cfg.data``; see module docstring for outputs.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every process calls this: DDP splits each global
+    batch over the processes and only rank 0 writes.
+    """
+    from edgeact import distributed
+
+    ctx = distributed.from_environment()
+    device = distributed.init(ctx, _device(cfg.device))
+    try:
+        return _train(cfg, ctx, device, progress if ctx.is_main else (lambda _: None))
+    finally:
+        distributed.shutdown(ctx)
+
+
+def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> TrainResult:
     import torch
 
+    from edgeact import distributed
     from edgeact.data.dataset import EpisodeDataset, split_episodes
     from edgeact.data.episodes import load_episodes
+    from edgeact.data.loading import GlobalBatchSampler, Prefetcher
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import imagenet_stats, make_normalizers
 
-    torch.manual_seed(cfg.seed)
-    device = _device(cfg.device)
+    torch.manual_seed(cfg.seed)  # the same initial weights in every process
     episodes = load_episodes(cfg.data)
     if len(episodes) < 2:
         raise DataError(f"{cfg.data} holds {len(episodes)} episode(s); training needs at least 2 (one for validation)")
@@ -122,7 +141,8 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     if cfg.resume:
         config, state = _resume_state(cfg.out)
     else:
-        (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
+        if ctx.is_main:
+            (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
         image_size = PRESET_IMAGE_SIZE.get(cfg.preset) or data_size
         config = model_config(cfg.preset, image_size, state_dim, action_dim,
                               cfg.backbone_weights is not None, cfg.overrides)
@@ -135,18 +155,19 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     policy = ACTPolicy(config)
     if cfg.backbone_weights is not None and state is None:
         policy.model.backbone.load_pretrained(cfg.backbone_weights)
-    policy.to(device)
+    # channels_last: oneDNN (CPU) and cuDNN convolutions run NHWC natively, so the backbone
+    # skips a layout reorder before and after every convolution. The weights' values and the
+    # saved state dict are unchanged.
+    policy.to(device=device, memory_format=torch.channels_last)
     normalizers = make_normalizers(config, stats).to(device)
     optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
-                                  weight_decay=config.optimizer_weight_decay, foreach=True)
-
-    train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment)
+                                  weight_decay=config.optimizer_weight_decay, **_adamw_impl(device))
+    flip = _resolve_flip(cfg.flip, train_eps, progress)
+    train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment,
+                               flip=flip)
     val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
     batch_size = cfg.batch_size or PRESET_BATCH.get(cfg.preset, 8)
     state_noise = PRESET_STATE_NOISE.get(cfg.preset, 0.0) if cfg.state_noise is None else cfg.state_noise
-    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
-    total_steps = _total_steps(cfg, len(loader))
     start_step, best = 0, {"val_l1": math.inf, "step": -1}
     history: list[dict[str, float]] = []
     if state is not None:
@@ -154,70 +175,174 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
         optimizer.load_state_dict(state["optimizer"])
         start_step, best, history = state["step"], state["best"], state["history"]
         progress(f"resuming from step {start_step}")
+    sampler = GlobalBatchSampler(len(train_set), batch_size, rank=ctx.rank, world_size=ctx.world_size,
+                                 seed=cfg.seed, start_step=start_step)
+    total_steps = _total_steps(cfg, sampler.batches_per_epoch)
     if start_step >= total_steps:
         raise ConfigError(f"checkpoint is already at step {start_step} >= {total_steps}; ask for more --steps")
+    autocast = _autocast_dtype(cfg.precision, device)
+    model = _loss_model(policy)
+    if ctx.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    torch.manual_seed(cfg.seed * 1000 + ctx.rank + start_step)  # dropout, augmentation: own draws per rank
 
     if tuple(config.image_size) != tuple(data_size):
         progress(f"frames are {data_size[0]}x{data_size[1]}; the {cfg.preset} model takes "
                  f"{config.image_size[0]}x{config.image_size[1]}, so they are resized as they load "
                  "(record at that size to skip it; the runtime resizes camera frames the same way)")
+    where = f"{ctx.world_size} processes on {device.type}" if ctx.enabled else str(device)
     progress(f"training {cfg.preset} preset: {len(train_eps)} train / {len(val_eps)} val episodes, "
              f"{len(train_set)} samples, image {config.image_size[0]}x{config.image_size[1]}, "
-             f"batch {batch_size}, {total_steps} steps on {device}")
+             f"batch {batch_size}, {total_steps} steps on {where}, "
+             f"{'bf16 autocast' if autocast else 'fp32'}, horizontal flip {'on' if flip else 'off'}")
     meta = {"fps": fps, "preset": cfg.preset, "train_episodes": [e.name for e in train_eps],
-            "val_episodes": [e.name for e in val_eps]}
+            "val_episodes": [e.name for e in val_eps], "training_data": _coverage(episodes)}
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                         persistent_workers=cfg.num_workers > 0)
+    batches = Prefetcher(iter(loader)) if cfg.num_workers == 0 else iter(loader)
     started = time.monotonic()
-    step = start_step
-    bar = _progress_bar(total_steps, start_step)
+    step, train_seconds = start_step, 0.0
+    bar = _progress_bar(total_steps, start_step) if ctx.is_main else None
     policy.train()
-    while step < total_steps:
-        for batch in loader:
-            logs = _train_step(policy, normalizers, optimizer, batch, device, cfg.grad_clip_norm, state_noise)
+    try:
+        while step < total_steps:
+            t0 = time.monotonic()
+            logs = _train_step(model, normalizers, optimizer, next(batches), device, cfg.grad_clip_norm, state_noise,
+                               autocast)
+            train_seconds += time.monotonic() - t0
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1_loss']:.3f}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1_loss']:.3f}")
             if step % cfg.eval_every == 0 or step == total_steps:
-                val_l1 = evaluate_l1(policy, normalizers, val_set, device)
-                record = {"step": step, **logs, "val_l1": val_l1, "seconds": time.monotonic() - started}
-                history.append(record)
-                _append_log(cfg.out, record)
-                if val_l1 < best["val_l1"]:
-                    best = {"val_l1": val_l1, "step": step}
-                    _save(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
-                _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
-                _save_training_state(cfg.out, policy, optimizer, step, best, history)
-                policy.train()
-                bar.write(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
-            if step >= total_steps:
-                break
-    bar.close()
-    plot_losses(history, cfg.out / "loss.png")
+                if ctx.is_main:
+                    val_l1 = evaluate_l1(policy, normalizers, val_set, device)
+                    record = {"step": step, **logs, "val_l1": val_l1, "seconds": time.monotonic() - started}
+                    history.append(record)
+                    _append_log(cfg.out, record)
+                    if val_l1 < best["val_l1"]:
+                        best = {"val_l1": val_l1, "step": step}
+                        _save(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
+                    _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
+                    _save_training_state(cfg.out, policy, optimizer, step, best, history)
+                    policy.train()
+                    bar.write(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
+                distributed.barrier(ctx)  # the others wait while rank 0 validates and writes
+    finally:
+        if isinstance(batches, Prefetcher):
+            batches.close()
+    if bar is not None:
+        bar.close()
+    if ctx.is_main:
+        plot_losses(history, cfg.out / "loss.png")
     seconds = time.monotonic() - started
+    rate = (step - start_step) / train_seconds if train_seconds > 0 else 0.0
     progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
-             f"model in {cfg.out / 'best'} ({seconds:.0f} s)")
-    return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history)
+             f"model in {cfg.out / 'best'} ({seconds:.0f} s, {rate:.2f} steps/s)")
+    return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history, rate)
 
 
-def _train_step(policy, normalizers, optimizer, batch, device, grad_clip_norm: float,
-                state_noise: float) -> dict[str, float]:
+def _loss_model(policy):
+    """The policy with its training loss as ``forward``: DDP syncs gradients through ``forward``."""
+    import torch
+
+    class LossModel(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, images, state, actions, pad):
+            return self.policy.compute_loss(images, state, actions, pad)
+
+    return LossModel()
+
+
+def _train_step(model, normalizers, optimizer, batch, device, grad_clip_norm: float,
+                state_noise: float, autocast=None) -> dict[str, float]:
     import torch
 
     images, state, actions, pad = _prepare(batch, normalizers, device)
     if state_noise > 0:
         state = state + state_noise * torch.randn_like(state)
-    loss, logs = policy.compute_loss(images, state, actions, pad)
+    with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+        loss, logs = model(images, state, actions, pad)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip_norm)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
     optimizer.step()
     return logs
 
 
 def _prepare(batch, normalizers, device):
-    images = [normalizers[CAMERA_KEY.replace(".", "_")](batch[CAMERA_KEY].to(device))]
+    import torch
+
+    image = batch[CAMERA_KEY].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    images = [normalizers[CAMERA_KEY.replace(".", "_")](image)]
     state = normalizers[OBS_STATE.replace(".", "_")](batch[OBS_STATE].to(device))
     actions = normalizers[ACTION](batch[ACTION].to(device))
     return images, state, actions, batch["action_is_pad"].to(device)
+
+
+def _adamw_impl(device) -> dict[str, bool]:
+    """The fused AdamW kernel (one pass over all parameters) where PyTorch has it, else foreach."""
+    import torch
+
+    if device.type in ("cpu", "cuda") and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
+        return {"fused": True}
+    return {"foreach": True}
+
+
+def native_bf16(device) -> bool:
+    """True when ``device`` computes bf16 natively (CUDA with bf16; a CPU with AVX512-BF16 or AMX)."""
+    import torch
+
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        if check is None or not check():
+            return False
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        # oneDNN also "supports" bf16 on plain AVX512 by emulation, which is slower than fp32
+        return " avx512_bf16" in flags or " amx_bf16" in flags
+    return False
+
+
+def _autocast_dtype(precision: str, device):
+    """The autocast dtype for ``precision`` (None: plain fp32). Weights and checkpoints stay fp32."""
+    import torch
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
+    if precision == "fp32":
+        return None
+    native = native_bf16(device)
+    if precision == "bf16" and not native:
+        raise ConfigError(f"--precision bf16: {device.type} has no native bf16 here (it would be emulated, slower "
+                          "than fp32); use --precision fp32 or auto")
+    return torch.bfloat16 if native else None
+
+
+def _resolve_flip(flip: bool | None, episodes, progress: Callable[[str], None]) -> bool:
+    from edgeact.data.dataset import mirror_signs
+
+    mirrorable = mirror_signs(episodes[0].state_names) is not None
+    if flip is None:
+        if not mirrorable:
+            progress(f"horizontal flip off: the state {list(episodes[0].state_names)} has values with no known mirror")
+        return mirrorable
+    return flip
+
+
+def _coverage(episodes) -> dict[str, Any]:
+    """Which tracks and appearance seeds the episodes hold (simulator episodes say so in meta.json)."""
+    tracks = sorted({str(e.meta["track"]) for e in episodes if "track" in e.meta})
+    seeds = sorted({int(e.meta["appearance_seed"]) for e in episodes if "appearance_seed" in e.meta})
+    return {"tracks": tracks, "appearance_seeds": seeds, "episodes": len(episodes)}
 
 
 def evaluate_l1(policy, normalizers, dataset, device, batch_size: int = 64) -> float:
@@ -335,3 +460,11 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m edgeact.train --data D --out O ...
+    import sys
+
+    from edgeact.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

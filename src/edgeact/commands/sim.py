@@ -22,9 +22,23 @@ def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
 def _check_track(name: str) -> str:
     from edgeact.sim.track import track_names
 
-    if name not in track_names():
-        raise ConfigError(f"unknown track {name!r}; use --track with one of: {', '.join(track_names())}")
+    if name not in track_names(directions=True):
+        raise ConfigError(f"unknown track {name!r}; use --track with one of: {', '.join(track_names(directions=True))}")
     return name
+
+
+def _track_list(text: str, both_directions: bool = False) -> list[str]:
+    from edgeact.sim.track import REVERSE_SUFFIX, parse_tracks
+
+    names = parse_tracks(text)
+    if both_directions:
+        twins = [n[: -len(REVERSE_SUFFIX)] if n.endswith(REVERSE_SUFFIX) else n + REVERSE_SUFFIX for n in names]
+        names += [n for n in twins if n not in names]
+    return names
+
+
+TRACK_HELP = ("oval, winding, chicane (S-bends), hairpin (0.8 m switchbacks), peanut (right-hand bends), narrows "
+              "(road width 0.7-1.4 m); NAME-rev drives one the other way")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rec.add_argument("--out", required=True, help="folder to write episode_NNN/ into")
     rec.add_argument("--episodes", type=int, required=True, metavar="N", help="number of episodes")
-    rec.add_argument("--track", default="oval", help="track name: oval or winding (default oval)")
+    rec.add_argument("--track", default="oval", metavar="NAMES",
+                     help=f"track(s), comma-separated, or all; episodes go round-robin over them. {TRACK_HELP} "
+                     "(default oval)")
+    rec.add_argument("--both-directions", action="store_true", help="add each track's other direction")
     rec.add_argument("--fps", type=float, default=30.0, help="control steps (frames) per second (default 30)")
     rec.add_argument("--size", default="360x640", metavar="HxW", help="frame size (default 360x640)")
     rec.add_argument("--seconds", type=float, default=20.0, metavar="S", help="episode length (default 20)")
@@ -84,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    _check_track(args.track)
+    tracks = _track_list(args.track, args.both_directions)
     size = parse_size(args.size)
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
@@ -94,13 +111,13 @@ def run_record(args: argparse.Namespace) -> int:
 
     print(
         f"recording {args.episodes} episode(s) of {args.seconds:g} s at {args.fps:g} fps, {size[0]}x{size[1]}, "
-        f"track {args.track} → {args.out}",
+        f"track(s) {', '.join(tracks)} → {args.out}",
         flush=True,
     )
     results = record_episodes(
         args.out,
         args.episodes,
-        track=args.track,
+        track=tracks,
         fps=args.fps,
         image_size=size,
         seconds=args.seconds,

@@ -20,11 +20,18 @@ def register(subparsers) -> None:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimizer steps")
     length.add_argument("--epochs", type=float, help="passes over the training episodes")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="default: the preset's")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
+                   help="global batch, split over the processes (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--val-fraction", type=float, default=0.1, help="episodes held out for validation")
     p.add_argument("--eval-every", type=int, default=200, help="steps between validation and checkpoints")
     p.add_argument("--no-augment", action="store_true", help="turn image augmentation off")
+    p.add_argument("--flip", dest="flip", action="store_true", default=None,
+                   help="mirror half the samples left-right, steering negated (default: on when actions and state "
+                   "are steering/throttle)")
+    p.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror samples")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast where the CPU/GPU computes bf16 natively, else fp32; weights stay fp32")
     p.add_argument("--backbone-weights", type=Path,
                    help="torchvision ResNet18 ImageNet state dict (.pth/.safetensors) to start from")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
@@ -32,10 +39,33 @@ def register(subparsers) -> None:
                    help="std of noise on the normalized state while training (default: the preset's, 0.5)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=0)
+    dist = p.add_argument_group("several processes (DDP through torchrun; gloo on CPU, NCCL on GPUs)")
+    dist.add_argument("--nproc", type=int, default=1, metavar="N",
+                      help="processes on this machine, one per GPU (launches torchrun)")
+    dist.add_argument("--nnodes", type=int, default=1, metavar="M", help="machines taking part (default 1)")
+    dist.add_argument("--node-rank", type=int, default=0, metavar="R", help="this machine's index, 0 .. M-1")
+    dist.add_argument("--master", default=None, metavar="HOST:PORT", help="node 0's address and a free port on it")
     p.set_defaults(func=run)
 
 
+def _train_args(args: argparse.Namespace) -> list[str]:
+    """The parsed options as a command line for each torchrun process (launch flags left out)."""
+    out = ["--data", str(args.data), "--out", str(args.out), "--preset", args.preset, "--device", args.device,
+           "--val-fraction", str(args.val_fraction), "--eval-every", str(args.eval_every), "--precision",
+           args.precision, "--workers", str(args.workers), "--seed", str(args.seed)]
+    for flag, value in (("--steps", args.steps), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise)):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.flip is not None:
+        out.append("--flip" if args.flip else "--no-flip")
+    out += ["--no-augment"] * args.no_augment + ["--resume"] * args.resume
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.nproc > 1 or args.nnodes > 1:
+        return _launch(args)
     from edgeact.train import TrainConfig, train
 
     steps, epochs = args.steps, args.epochs
@@ -46,6 +76,18 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
+        flip=args.flip, precision=args.precision,
     )
     train(cfg)
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from edgeact.distributed import torchrun_argv
+
+    cmd = torchrun_argv(args.nproc, _train_args(args), nnodes=args.nnodes, node_rank=args.node_rank,
+                        master=args.master)
+    print("launching: " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd)

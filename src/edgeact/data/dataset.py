@@ -76,11 +76,28 @@ class ImageAugment:
         return out
 
 
+MIRRORED_NAMES = ("steering",)  # values whose sign flips when the world is mirrored left-right
+
+
+def mirror_signs(names: Sequence[str]) -> np.ndarray | None:
+    """Per-value sign under a left-right mirror (-1 for steering, +1 otherwise), or None when a
+    name is not one whose mirror image is known: then flipping would teach wrong labels."""
+    known = {*MIRRORED_NAMES, "throttle"}
+    if not all(n in known for n in names):
+        return None
+    return np.array([-1.0 if n in MIRRORED_NAMES else 1.0 for n in names], np.float32)
+
+
 class EpisodeDataset(Dataset):
     """Frames of ``episodes`` with their state, action chunk and padding mask.
 
     ``image_size`` (H, W): resize frames on decode (e.g. record at 360x640, train at 96x128).
     ``augment``: True for :class:`ImageAugment` defaults, or an instance; False for validation.
+    ``flip``: mirror half the samples left-right (image flipped, steering in the action chunk
+    and the state negated). The rover's world has no handedness (no lane to keep to), so a
+    mirrored sample is as true as the original and every left bend teaches a right one. Only
+    for episodes whose action and state names are steering/throttle (:func:`mirror_signs`);
+    a ``DataError`` otherwise.
     ``cache``: keep decoded (resized) uint8 frames in memory: True, False, or "auto" (on when
     all frames fit in ``cache_limit_mb``). Call :meth:`preload` before creating DataLoader
     workers so they share the decoded frames instead of each decoding its own.
@@ -93,6 +110,7 @@ class EpisodeDataset(Dataset):
         *,
         image_size: tuple[int, int] | None = None,
         augment: bool | ImageAugment = False,
+        flip: bool = False,
         cache: bool | str = "auto",
         cache_limit_mb: float = 2048.0,
         camera_key: str = CAMERA_KEY,
@@ -109,6 +127,17 @@ class EpisodeDataset(Dataset):
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else (src_h, src_w)
         self._resize = self.image_size != (src_h, src_w)
         self.augment = ImageAugment() if augment is True else (augment or None)
+        self._action_signs = self._state_signs = None
+        if flip:
+            from edgeact.data.episodes import ACTION_NAMES
+
+            self._action_signs = mirror_signs(ACTION_NAMES)
+            self._state_signs = mirror_signs(self.episodes[0].state_names)
+            if self._action_signs is None or self._state_signs is None:
+                raise DataError(
+                    f"cannot mirror these episodes: state {list(self.episodes[0].state_names)} holds values with no "
+                    "known left-right mirror (only steering and throttle); train without flip (--no-flip)"
+                )
         lengths = [len(ep) for ep in self.episodes]
         self._ep_index = np.repeat(np.arange(len(self.episodes)), lengths)
         self._frame_index = np.concatenate([np.arange(n) for n in lengths])
@@ -173,22 +202,25 @@ class EpisodeDataset(Dataset):
         img = self.frame(index)
         if self.augment is not None:
             img = self.augment(img)
-        image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         idx = np.arange(t, t + self.chunk_size)
         pad = idx >= len(ep)
         idx = np.minimum(idx, len(ep) - 1)
+        state, actions = ep.states[t].copy(), ep.actions[idx].copy()
+        if self._action_signs is not None and float(torch.rand(())) < 0.5:
+            img = img[:, ::-1]
+            state *= self._state_signs
+            actions *= self._action_signs
+        image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         return {
             self.camera_key: image,
-            STATE_KEY: torch.from_numpy(ep.states[t].copy()),
-            ACTION_KEY: torch.from_numpy(ep.actions[idx].copy()),
+            STATE_KEY: torch.from_numpy(state),
+            ACTION_KEY: torch.from_numpy(actions),
             "action_is_pad": torch.from_numpy(pad),
             "episode_index": torch.tensor(int(self._ep_index[index])),
             "frame_index": torch.tensor(t),
             "index": torch.tensor(index),
             "timestamp": torch.tensor(float(ep.timestamps[t]), dtype=torch.float32),
         }
-
-
 
 
 def split_episodes(episodes: Sequence[T], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[T], list[T]]:

@@ -1,8 +1,11 @@
 """Record expert-driven episodes in the simulator, in edgeact's episode format.
 
-Each episode starts at a random point of the track (a little off-centre and mis-aligned,
+Each episode starts at a random point of its track (a little off-centre and mis-aligned,
 at a random speed), with its own appearance seed (colours, lighting, line style, camera
-mount) and a target speed within ±15 % of the nominal one. The expert drives with noise
+mount, exposure, blur) and a target speed within ±15 % of the nominal one. With several
+tracks (``NAME-rev`` for the other direction) the episodes go round-robin over them. Each
+episode's meta.json says which track and appearance seed it holds, so an evaluation can
+tell seen tracks from held-out ones (:mod:`edgeact.sim.coverage`). The expert drives with noise
 injection and the episode records its clean corrective commands (see
 :mod:`edgeact.sim.expert`). Episodes are appended after any already in ``out``.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +60,7 @@ def record_episodes(
     out: str | os.PathLike,
     episodes: int = 10,
     *,
-    track: str = "oval",
+    track: str | Sequence[str] = "oval",
     fps: float = 30.0,
     image_size: tuple[int, int] = (360, 640),
     seconds: float = 20.0,
@@ -68,7 +71,10 @@ def record_episodes(
     jpeg_quality: int = 90,
     progress: Callable[[str], None] | None = None,
 ) -> list[RecordedEpisode]:
-    """Record ``episodes`` episodes of ``seconds`` each into ``out``; returns what was written."""
+    """Record ``episodes`` episodes of ``seconds`` each into ``out``; returns what was written.
+
+    ``track``: a track name, or several (episode ``i`` drives ``track[i % len(track)]``).
+    """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     if not (fps > 0) or not (seconds > 0):
@@ -77,13 +83,17 @@ def record_episodes(
     image_size = (int(image_size[0]), int(image_size[1]))
     _check_existing(out, fps, image_size)
     noise = ExpertNoise() if noise is None else noise
-    sim = RoverSim(track, image_size=image_size, seed=seed, randomize=randomize)
+    names = [track] if isinstance(track, str) else list(track)
+    if not names:
+        raise ConfigError("no track to record on; give at least one track name")
+    sims = {name: RoverSim(name, image_size=image_size, seed=seed, randomize=randomize) for name in names}
     dt = 1.0 / fps
     steps = max(1, int(round(seconds * fps)))
     first = next_episode_index(out)
     results = []
     for i in range(episodes):
         t0 = time.perf_counter()
+        sim = sims[names[i % len(names)]]
         rng = np.random.default_rng([int(seed), i])
         app_seed = int(rng.integers(2**31))
         speed = target_speed * float(rng.uniform(0.85, 1.15))

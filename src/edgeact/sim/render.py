@@ -72,6 +72,11 @@ class Appearance:
     sky_top: tuple[float, float, float] = (110.0, 150.0, 215.0)
     sky_horizon: tuple[float, float, float] = (200.0, 212.0, 225.0)
     camera: Camera = field(default_factory=Camera)
+    # the camera itself, applied to each rendered frame: exposure in stops (highlights clip,
+    # as a real sensor's do) and defocus/motion blur as a Gaussian sigma in pixels of a
+    # 360-row frame (scaled to the frame's height)
+    exposure_ev: float = 0.0
+    blur_px: float = 0.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Appearance":
@@ -84,8 +89,8 @@ class Appearance:
         asphalt = tuple(float(grey + rng.uniform(-6, 6)) for _ in range(3))
         yellow = rng.random() < 0.5
         cam = Camera(
-            height_m=float(rng.uniform(0.185, 0.215)),
-            pitch_deg=float(rng.uniform(15.0, 19.0)),
+            height_m=float(rng.uniform(0.175, 0.225)),
+            pitch_deg=float(rng.uniform(14.5, 19.5)),
             hfov_deg=float(rng.uniform(96.0, 104.0)),
         )
         return cls(
@@ -109,6 +114,8 @@ class Appearance:
             sky_top=jitter((110.0, 150.0, 215.0), 40),
             sky_horizon=jitter((200.0, 212.0, 225.0), 25),
             camera=cam,
+            exposure_ev=float(rng.uniform(-0.4, 0.4)),
+            blur_px=float(rng.choice([0.0, rng.uniform(0.5, 2.0)])),
         )
 
 
@@ -191,8 +198,25 @@ class _TrackRaster:
         pts = self.to_px(np.vstack([track.points, track.points[:1]]))
         line = np.full(self.shape, 255, np.uint8)
         cv2.polylines(line, [np.round(pts * 16).astype(np.int32)], False, 0, 1, cv2.LINE_8, shift=4)
-        dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        if np.ptp(track.widths) == 0:
+            dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            self.half_m: float | np.ndarray = float(track.widths[0]) / 2
+        else:
+            dist, labels = cv2.distanceTransformWithLabels(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE,
+                                                           labelType=cv2.DIST_LABEL_PIXEL)
+            self.half_m = self._half_widths(track, np.argwhere(line == 0), labels)
         self.dist_m = dist * res  # metres to the centre line (float32)
+
+    def _half_widths(self, track: Track, line_px: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Half road width at every texel: that of the centre-line point nearest to it."""
+        # DIST_LABEL_PIXEL numbers the zero (centre-line) pixels from 1 in row-major order
+        centre = self.to_px(track.points)
+        nearest = np.empty(len(line_px), np.int64)
+        for lo in range(0, len(line_px), 2048):
+            px = line_px[lo : lo + 2048, ::-1] + 0.5  # (row, col) → (x, y) pixel centres
+            nearest[lo : lo + 2048] = ((px[:, None, :] - centre[None, :, :]) ** 2).sum(-1).argmin(axis=1)
+        half = (track.widths[nearest] / 2).astype(np.float32)
+        return half[labels - 1]
 
     def to_px(self, xy: np.ndarray) -> np.ndarray:
         """World metres → texture pixel coordinates (float, pixel centres at integer + .5)."""
@@ -203,7 +227,7 @@ def build_texture(raster: _TrackRaster, app: Appearance, rng: np.random.Generato
     track, res = raster.track, raster.res
     h, w = raster.shape
     dist = raster.dist_m
-    half = track.width / 2
+    half = raster.half_m
     # off-road: grass and dirt mixed by a smooth field
     mix = _value_noise(rng, (h, w), max(4, int(1.5 / res)))
     dirt_w = _smoothstep(1.0 - app.dirt_amount - 0.15, 1.0 - app.dirt_amount + 0.15, mix)[..., None]
@@ -217,7 +241,7 @@ def build_texture(raster: _TrackRaster, app: Appearance, rng: np.random.Generato
         for _ in range(app.stains):
             s = track.point_at(rng.uniform(0, track.length))
             c = raster.to_px(np.array([[s[0], s[1]]]))[0]
-            c = c + rng.normal(0, half / res / 2, 2)
+            c = c + rng.normal(0, track.width / 4 / res, 2)
             axes = (int(rng.uniform(0.05, 0.4) / res) + 1, int(rng.uniform(0.05, 0.25) / res) + 1)
             cv2.ellipse(stain, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.1, 0.35)), -1)
         stain = cv2.GaussianBlur(stain, (0, 0), 3)
@@ -321,6 +345,8 @@ class Renderer:
         self._level = min(level, len(self.texture.levels) - 1)
         self._tex = self.texture.levels[self._level]
         self._tex_res = self.texture.res * 2**self._level
+        self._gain = float(2.0**app.exposure_ev)
+        self._blur_sigma = app.blur_px * h / 360 if app.blur_px * h / 360 >= 0.25 else 0.0
         # sky: vertical gradient from the horizon colour up
         rows = max(geo.horizon_row, 1)
         t = np.linspace(1.0, 0.0, rows, dtype=np.float32)[:, None] ** 0.6
@@ -365,4 +391,8 @@ class Renderer:
             if geo.fog_rows:
                 band = ground[: geo.fog_rows]
                 band[...] = cv2.blendLinear(band, self._fog_img, self._keep_w, self._fog_w)
+        if self._gain != 1.0:
+            cv2.convertScaleAbs(out, dst=out, alpha=self._gain)
+        if self._blur_sigma > 0:
+            cv2.GaussianBlur(out, (0, 0), self._blur_sigma, dst=out)
         return out

@@ -73,7 +73,7 @@ class RoverSim:
         proj = self.track.project(x, y)
         self._proj = proj
         self._laps = LapCounter(self.track, proj.s)
-        self.off_track = abs(proj.cross_track) > self.track.width / 2
+        self.off_track = self.track.is_off_track(proj)
         self.off_track_events = 1 if self.off_track else 0
         self.trajectory: list[tuple[float, float, float]] = [(0.0, x, y)]
         self.steps = 0
@@ -86,7 +86,7 @@ class RoverSim:
         st = self.rover.state
         self._proj = self.track.project(st.x, st.y, hint=self._proj.index)
         self._laps.update(self._proj.s)
-        off = abs(self._proj.cross_track) > self.track.width / 2
+        off = self.track.is_off_track(self._proj)
         if off and not self.off_track:
             self.off_track_events += 1
         self.off_track = off

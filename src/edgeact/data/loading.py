@@ -1,0 +1,109 @@
+"""Batches for training: one global sample order shared by every process, and a prefetcher.
+
+Why a global order: with several processes (DDP) each must train on its own slice of the
+*same* global batch, so that N processes on batch B/N each compute what one process on
+batch B would, and so that a run resumed with another number of processes continues with
+exactly the samples the original run would have seen next. :class:`GlobalBatchSampler`
+draws one permutation per epoch from ``(seed, epoch)`` (identical on every rank), cuts it
+into global batches, and gives rank ``r`` the ``r``-th slice of each. Its position is the
+optimizer step, so resuming needs only the step.
+
+Why a prefetcher: with ``num_workers=0`` the DataLoader builds each batch (decode, augment,
+collate) in the training thread, between steps. :class:`Prefetcher` builds the next batches
+on a background thread while the step runs (both spend their time in C code that releases
+the GIL), so the step never waits for data unless data is slower than compute.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from edgeact.errors import ConfigError, DataError
+
+
+class GlobalBatchSampler:
+    """Index lists for one rank: its slice of global batch ``k`` for steps ``start_step`` on (endless)."""
+
+    def __init__(self, num_samples: int, global_batch: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
+                 start_step: int = 0) -> None:
+        if global_batch % world_size:
+            raise ConfigError(
+                f"batch size {global_batch} does not split evenly over {world_size} processes; use a multiple of "
+                f"{world_size} (the batch size is the global batch, summed over processes)"
+            )
+        if num_samples < global_batch:
+            raise DataError(f"{num_samples} training samples are fewer than one batch of {global_batch}; record "
+                            "more episodes or lower --batch-size")
+        self.num_samples, self.global_batch = int(num_samples), int(global_batch)
+        self.rank, self.world_size, self.seed = int(rank), int(world_size), int(seed)
+        self.start_step = int(start_step)
+        self.per_rank = self.global_batch // self.world_size
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.num_samples // self.global_batch  # the last partial batch is dropped, as drop_last does
+
+    def indices(self, step: int) -> list[int]:
+        """This rank's sample indices for optimizer step ``step`` (0-based)."""
+        epoch, k = divmod(step, self.batches_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        lo = k * self.global_batch + self.rank * self.per_rank
+        return order[lo : lo + self.per_rank].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        step = self.start_step
+        while True:
+            yield self.indices(step)
+            step += 1
+
+
+class Prefetcher:
+    """Iterates ``batches`` on a daemon thread, ``depth`` batches ahead. ``close()`` stops it."""
+
+    _END = object()
+
+    def __init__(self, batches: Iterator[Any], depth: int = 3) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(iter(batches),), name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _fill(self, batches: Iterator[Any]) -> None:
+        try:
+            for batch in batches:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put(self._END)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            self._queue.put(err)
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        item = self._queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5)
