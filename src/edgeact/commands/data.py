@@ -1,4 +1,4 @@
-"""`edgeact data stats|import-lerobot`: inspect and import episode datasets."""
+"""`edgeact data stats|import-lerobot|export-lerobot`: inspect, import and export episode datasets."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--camera", default=None, metavar="KEY", help="camera feature to import if there are several")
     imp.set_defaults(func=run_import)
 
+    exp = sub.add_parser(
+        "export-lerobot",
+        help="write episodes as a LeRobotDataset v3 (to train with lerobot-train)",
+        description="Write the episodes under DIR as a LeRobotDataset v3.0: parquet data and metadata, and one "
+        "video of all frames (H.264 by default, AV1 as LeRobot records). import-lerobot reads it back.",
+    )
+    exp.add_argument("dir", metavar="DIR", help="folder of episodes")
+    exp.add_argument("--out", required=True, metavar="DATASET", help="new or empty folder for the dataset")
+    exp.add_argument("--codec", default="h264", choices=["h264", "av1"], help="video codec (default h264)")
+    exp.add_argument("--task", default=None, metavar="TEXT", help="task description stored with every episode")
+    exp.set_defaults(func=run_export)
+
 
 def run_stats(args: argparse.Namespace) -> int:
     from edgeact.data.episodes import load_episodes
@@ -52,6 +64,16 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.plot:
         plot_action_histogram(episodes, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from edgeact.data.lerobot_export import DEFAULT_TASK, export_lerobot
+
+    print(f"exporting {args.dir} → {args.out} (LeRobotDataset v3.0, {args.codec})", flush=True)
+    export_lerobot(args.dir, args.out, codec=args.codec, task=args.task or DEFAULT_TASK,
+                   progress=lambda m: print(m, flush=True))
+    print(f"done: {args.out}; train on it with lerobot-train --dataset.repo_id=local/rover --dataset.root={args.out}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgeact.errors import ConfigError
 
@@ -79,7 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--backend", default="auto", metavar="NAME",
                     help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, "
                     "else its ONNX model; torch for a checkpoint)")
-    ev.add_argument("--track", default="oval", help="track name: oval or winding (default oval)")
+    ev.add_argument("--track", default="oval", help=f"track name (default oval): {TRACK_HELP}")
+    ev.add_argument("--tracks", default=None, metavar="NAMES",
+                    help="several tracks, comma-separated, or all (both directions of every track): a table per "
+                    "track marked seen/unseen in training, and one figure (--plot)")
+    ev.add_argument("--holdout", action="store_true",
+                    help="only tracks (neither direction) and appearance seeds the training data did not hold; "
+                    "refuses a seen track. Default tracks: every unseen one")
+    ev.add_argument("--data", default=None, metavar="DIR",
+                    help="the training episodes, when the model does not record what it was trained on")
     ev.add_argument("--seconds", type=float, default=60.0, metavar="S", help="simulated seconds (default 60)")
     ev.add_argument("--seed", type=int, default=12345, help="appearance seed of the world (default 12345)")
     ev.add_argument("--replan-every", type=int, default=1, metavar="K", help="steps per inference (default 1)")
@@ -132,6 +141,8 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.tracks is not None or args.holdout:
+        return _run_eval_tracks(args)
     _check_track(args.track)
     size = parse_size(args.size) if args.size else None
     if args.seconds <= 0:
@@ -162,6 +173,50 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {args.json}")
     if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _run_eval_tracks(args: argparse.Namespace) -> int:
+    from edgeact.sim.coverage import coverage_of_episodes, coverage_of_model
+
+    size = parse_size(args.size) if args.size else None
+    if args.seconds <= 0:
+        raise ConfigError("--seconds must be positive")
+    tracks = _track_list(args.tracks) if args.tracks is not None else None
+    try:
+        coverage = coverage_of_episodes(args.data) if args.data else coverage_of_model(args.model)
+    except ConfigError:
+        if args.holdout:
+            raise
+        coverage = None  # seen/unseen shows as "?"
+    if args.holdout:
+        tracks = coverage.held_out(tracks)
+    import json
+
+    import edgeact
+    from edgeact.fileio import atomic_write_text
+    from edgeact.sim.suite import evaluate_tracks, format_table, plot_runs, summary_rows
+
+    backend = edgeact.load_policy(args.model, backend=args.backend)
+    try:
+        print(f"{len(tracks)} track(s), {args.seconds:g} s each"
+              + (f"; trained on {', '.join(coverage.tracks)} ({coverage.source})" if coverage else ""), flush=True)
+        runs = evaluate_tracks(backend, tracks, seconds=args.seconds, seed=args.seed, coverage=coverage,
+                               replan_every=args.replan_every, render_size=size,
+                               progress=lambda msg: print(msg, flush=True))
+    finally:
+        close = getattr(backend, "close", None)
+        if close:
+            close()
+    print()
+    print(format_table(runs))
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps({"tracks": [r.to_json() for r in runs],
+                                                       "summary": summary_rows(runs)}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_runs(runs, args.plot, title=f"{args.model} ({backend.name}), {args.seconds:g} s per track")
         print(f"wrote {args.plot}")
     return 0
 

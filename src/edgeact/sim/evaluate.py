@@ -202,34 +202,11 @@ def plot_trajectory(track, result: EvalResult, path: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
 
-    left, right = track.edges()
     fig, ax = plt.subplots(figsize=(7, 6), constrained_layout=True)
-    def area(poly: np.ndarray) -> float:
-        x, y = poly[:, 0], poly[:, 1]
-        return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
-
-    outer, inner = (left, right) if area(left) > area(right) else (right, left)
-    ax.fill(outer[:, 0], outer[:, 1], color="0.78", zorder=0, label="road")
-    ax.fill(inner[:, 0], inner[:, 1], color="white", zorder=1)
-    for edge in (left, right):
-        ax.plot(np.r_[edge[:, 0], edge[0, 0]], np.r_[edge[:, 1], edge[0, 1]], color="0.3", lw=1, zorder=2)
-    c = track.points
-    ax.plot(np.r_[c[:, 0], c[0, 0]], np.r_[c[:, 1], c[0, 1]], "--", color="0.5", lw=0.8, zorder=2)
-    traj = np.array(result.trajectory)
-    if len(traj) > 1:
-        pts = traj[:, 1:3]
-        segs = np.stack([pts[:-1], pts[1:]], axis=1)
-        lc = LineCollection(segs, cmap="viridis", linewidths=1.8, zorder=3)
-        lc.set_array(traj[1:, 0])
-        ax.add_collection(lc)
+    lc = draw_run(ax, track, result)
+    if lc is not None:
         fig.colorbar(lc, ax=ax, label="time (s)", shrink=0.8)
-        ax.plot(*pts[0], "o", color="tab:green", zorder=4, label="start")
-    if result.off_track_points:
-        off = np.array(result.off_track_points)
-        ax.plot(off[:, 0], off[:, 1], "x", color="tab:red", ms=4, zorder=5, label="off track")
-    ax.set_aspect("equal")
     ax.set_title(
         f"{result.backend} on {result.track}: {result.laps:.2f} laps, mean |xte| {result.mean_cross_track_m:.3f} m, "
         f"off-track {result.off_track_events}",
@@ -242,3 +219,37 @@ def plot_trajectory(track, result: EvalResult, path: str | os.PathLike) -> Path:
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
     return path
+
+
+def draw_run(ax, track, result: EvalResult):
+    """Draw the road, its centre line, the driven path (coloured by time; returned for a colour
+    bar, None when empty), the start and off-track points on matplotlib axes ``ax``."""
+    from matplotlib.collections import LineCollection
+
+    left, right = track.edges()
+
+    def area(poly: np.ndarray) -> float:
+        x, y = poly[:, 0], poly[:, 1]
+        return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+
+    outer, inner = (left, right) if area(left) > area(right) else (right, left)
+    ax.fill(outer[:, 0], outer[:, 1], color="0.78", zorder=0, label="road")
+    ax.fill(inner[:, 0], inner[:, 1], color="white", zorder=1)
+    for edge in (left, right):
+        ax.plot(np.r_[edge[:, 0], edge[0, 0]], np.r_[edge[:, 1], edge[0, 1]], color="0.3", lw=1, zorder=2)
+    c = track.points
+    ax.plot(np.r_[c[:, 0], c[0, 0]], np.r_[c[:, 1], c[0, 1]], "--", color="0.5", lw=0.8, zorder=2)
+    traj = np.array(result.trajectory)
+    lc = None
+    if len(traj) > 1:
+        pts = traj[:, 1:3]
+        segs = np.stack([pts[:-1], pts[1:]], axis=1)
+        lc = LineCollection(segs, cmap="viridis", linewidths=1.8, zorder=3)
+        lc.set_array(traj[1:, 0])
+        ax.add_collection(lc)
+        ax.plot(*pts[0], "o", color="tab:green", zorder=4, label="start")
+    if result.off_track_points:
+        off = np.array(result.off_track_points)
+        ax.plot(off[:, 0], off[:, 1], "x", color="tab:red", ms=4, zorder=5, label="off track")
+    ax.set_aspect("equal")
+    return lc
