@@ -90,3 +90,15 @@ def test_train_cli(episodes, tmp_path, capsys):
                  "--eval-every", "2", "--batch-size", "4"])
     assert code == 0
     assert (tmp_path / "cli" / "best" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
+    from edgeact.train_bench import VARIANTS, bench_training, format_table
+
+    timings = bench_training(episodes, steps=1, rounds=1, progress=lambda _: None)
+    assert [t.variant for t in timings] == list(VARIANTS)
+    ran = [t for t in timings if not t.skipped]
+    assert len(ran) >= 4 and all(t.seconds_per_step > 0 for t in ran)
+    table = format_table(timings, 1)
+    assert "| reference: fp32" in table and "1.00x" in table and "prefetch thread" in table

@@ -24,13 +24,16 @@ from edgeact.fileio import atomic_write_json, atomic_write_text
 @dataclass
 class DemoConfig:
     out: Path = Path("edgeact-demo")
-    episodes: int = 20
+    episodes: int = 24
     episode_seconds: float = 20.0
     image_size: tuple[int, int] = (96, 128)
+    # recorded in both directions; peanut and narrows stay unseen, to show the policy drives
+    # roads it never saw (`edgeact sim eval --model OUT/bundle --holdout`)
+    record_tracks: tuple[str, ...] = ("oval", "winding", "chicane", "hairpin")
     train_steps: int = 1500
     drive_seconds: float = 45.0
     rate_hz: float = 50.0
-    track: str = "oval"
+    track: str = "oval"  # the track the runtime drives
     backends: tuple[str, ...] = ("onnx", "onnx-int8")
     calib_frames: int = 64
     quantize_target: str = "auto"  # the demo runs here, so quantize for this CPU
@@ -66,6 +69,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     from edgeact.export.onnx_export import export_bundle
     from edgeact.export.quantize_onnx import quantize_bundle
     from edgeact.sim.record import record_episodes
+    from edgeact.sim.track import REVERSE_SUFFIX
     from edgeact.train import TrainConfig, train
 
     out = Path(cfg.out)
@@ -85,8 +89,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
         import shutil
 
         shutil.rmtree(episodes)  # a rerun starts from fresh data, not appended episodes
+    tracks = [name for base in cfg.record_tracks for name in (base, base + REVERSE_SUFFIX)]
     stage("record simulator episodes", lambda: record_episodes(
-        episodes, cfg.episodes, track=cfg.track, image_size=cfg.image_size, seconds=cfg.episode_seconds,
+        episodes, cfg.episodes, track=tracks, image_size=cfg.image_size, seconds=cfg.episode_seconds,
         seed=cfg.seed, progress=log))
     training = stage("train the tiny preset", lambda: train(TrainConfig(
         data=episodes, out=out / "model", preset="tiny", steps=cfg.train_steps,
@@ -104,7 +109,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     report = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "training": {"steps": training.steps, "best_val_action_l1": training.best_val_l1,
-                     "seconds": round(training.seconds, 1), "loss_plot": str(out / "model" / "loss.png")},
+                     "seconds": round(training.seconds, 1), "steps_per_second": round(training.steps_per_second, 2),
+                     "tracks": tracks, "loss_plot": str(out / "model" / "loss.png")},
         "quantization": _quantize_summary(quantized),
         "backends": {d.backend: asdict(d) for d in drives},
         "stage_seconds": timings,
@@ -203,11 +209,12 @@ def format_markdown(report: dict[str, Any], out: Path) -> str:
     lines = [
         "# edgeact demo",
         "",
-        f"{cfg['episodes']} simulator episodes on `{cfg['track']}` at {cfg['image_size'][0]}x{cfg['image_size'][1]}, "
+        f"{cfg['episodes']} simulator episodes on {', '.join(report['training']['tracks'])} at "
+        f"{cfg['image_size'][0]}x{cfg['image_size'][1]}, "
         f"tiny ACT trained {report['training']['steps']} steps (best validation action L1 "
         f"{report['training']['best_val_action_l1']:.4f}), exported to ONNX, quantized to int8, then driven "
         f"{cfg['drive_seconds']:g} s per backend through the realtime runtime at {cfg['rate_hz']:g} Hz with the "
-        "simulated Arduino on a pseudo-terminal.",
+        f"simulated Arduino on a pseudo-terminal, on `{cfg['track']}`.",
         "",
         "| backend | laps | mean \\|xte\\| (m) | max \\|xte\\| (m) | off-track | inference p50 / p99 | jitter p99 | "
         "missed deadlines | FAILSAFE |",

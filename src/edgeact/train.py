@@ -259,10 +259,10 @@ def _loss_model(policy):
 
 
 def _train_step(model, normalizers, optimizer, batch, device, grad_clip_norm: float,
-                state_noise: float, autocast=None) -> dict[str, float]:
+                state_noise: float, autocast=None, channels_last: bool = True) -> dict[str, float]:
     import torch
 
-    images, state, actions, pad = _prepare(batch, normalizers, device)
+    images, state, actions, pad = _prepare(batch, normalizers, device, channels_last)
     if state_noise > 0:
         state = state + state_noise * torch.randn_like(state)
     with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
@@ -274,10 +274,12 @@ def _train_step(model, normalizers, optimizer, batch, device, grad_clip_norm: fl
     return logs
 
 
-def _prepare(batch, normalizers, device):
+def _prepare(batch, normalizers, device, channels_last: bool = True):
     import torch
 
-    image = batch[CAMERA_KEY].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    image = batch[CAMERA_KEY].to(device, non_blocking=True)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
     images = [normalizers[CAMERA_KEY.replace(".", "_")](image)]
     state = normalizers[OBS_STATE.replace(".", "_")](batch[OBS_STATE].to(device))
     actions = normalizers[ACTION](batch[ACTION].to(device))

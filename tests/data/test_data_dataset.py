@@ -109,3 +109,34 @@ def test_dataset_reports_frames_that_do_not_decode(write_synthetic, tmp_path):
     ds = EpisodeDataset(tmp_path / "episodes", chunk_size=2)
     with pytest.raises(DataError, match="000002.jpg"):
         ds[2]
+
+
+def test_flip_mirrors_image_steering_and_state_together(two_episodes):
+    eps, _, _ = two_episodes
+    plain = EpisodeDataset(eps, chunk_size=3)
+    flip = EpisodeDataset(eps, chunk_size=3, flip=True)
+    flipped = kept = 0
+    torch.manual_seed(1)
+    for i in range(len(flip)):
+        a, b = plain[i], flip[i]
+        if torch.equal(a[CAM], b[CAM]):
+            kept += 1
+            assert torch.equal(a["action"], b["action"]) and torch.equal(a["observation.state"], b["observation.state"])
+            continue
+        flipped += 1
+        assert torch.equal(b[CAM], a[CAM].flip(-1))  # mirrored left-right
+        assert torch.equal(b["action"][:, 0], -a["action"][:, 0])  # steering negated
+        assert torch.equal(b["action"][:, 1], a["action"][:, 1])  # throttle kept
+        assert torch.equal(b["observation.state"], a["observation.state"] * torch.tensor([-1.0, 1.0]))
+    assert flipped >= 2 and kept >= 2  # about half and half
+
+
+def test_flip_is_refused_for_values_without_a_known_mirror(write_synthetic, tmp_path):
+    from edgeact.data.dataset import mirror_signs
+
+    assert mirror_signs(["steering", "throttle"]).tolist() == [-1.0, 1.0]
+    assert mirror_signs(["s0", "s1"]) is None
+    write_synthetic("episode_000", n=4, states=np.zeros((4, 2)), state_names=["arm", "gripper"])
+    eps = load_episodes(tmp_path / "episodes")
+    with pytest.raises(DataError, match="no-flip"):
+        EpisodeDataset(eps, chunk_size=2, flip=True)

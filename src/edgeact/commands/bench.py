@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--png", metavar="FILE", help="write a latency histogram PNG")
     p.add_argument("--keep", metavar="DIR", help="with --workload: build the workload in DIR and keep it")
+    p.add_argument("--training", metavar="EPISODES",
+                   help="instead: steps/s of tiny-preset training on EPISODES with each speed-up added in turn")
+    p.add_argument("--train-steps", type=int, default=20, help="with --training: timed steps per variant and round")
     p.set_defaults(func=run)
 
 
@@ -37,6 +40,15 @@ def run(args: argparse.Namespace) -> int:
     from edgeact import bench
     from edgeact.errors import ConfigError
 
+    if args.training:
+        import torch
+
+        from edgeact.train_bench import bench_training, format_table
+
+        timings = bench_training(args.training, steps=args.train_steps, progress=lambda m: print(m, flush=True))
+        print()
+        print(format_table(timings, torch.get_num_threads()))
+        return 0
     options = dict(runs=args.runs, warmup=args.warmup, frames=args.frames, n_frames=args.n_frames, sim=args.sim,
                    sim_seconds=args.sim_seconds, threads=args.threads,
                    peak=not args.no_peak)

@@ -1,0 +1,113 @@
+"""Where training speed comes from: steps/s of the same training loop with each speed-up added in turn.
+
+Every variant trains the same model from the same initial weights on the same batches; only
+how the step runs changes (memory layout, optimizer kernel, autocast, where batches are
+built), never what the model computes. Variants are timed in interleaved rounds so that load
+from other processes on a shared machine spreads over all of them; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    channels_last: bool
+    fused_adamw: bool
+    bf16: bool
+    prefetch: bool
+
+
+VARIANTS = (
+    Variant("reference: fp32, NCHW, foreach AdamW, batches built between steps", False, False, False, False),
+    Variant("+ channels_last", True, False, False, False),
+    Variant("+ fused AdamW", True, True, False, False),
+    Variant("+ bf16 autocast (native bf16 only)", True, True, True, False),
+    Variant("+ batches built on a prefetch thread (= edgeact train)", True, True, True, True),
+)
+
+
+@dataclass
+class VariantTiming:
+    variant: Variant
+    seconds_per_step: float
+    skipped: str = ""  # why the variant did not run
+
+
+def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int = 20, rounds: int = 3,
+                   batch_size: int | None = None, progress=print) -> list[VariantTiming]:
+    """Median seconds per step of each :data:`VARIANTS` entry on the episodes in ``data``."""
+    import torch
+
+    from edgeact.data.dataset import EpisodeDataset
+    from edgeact.data.episodes import load_episodes
+    from edgeact.data.loading import GlobalBatchSampler, Prefetcher
+    from edgeact.data.stats import compute_stats
+    from edgeact.model.act import ACTPolicy
+    from edgeact.normalization import make_normalizers
+    from edgeact.train import PRESET_BATCH, PRESET_IMAGE_SIZE, _loss_model, _train_step, model_config, native_bf16
+
+    device = torch.device("cpu")
+    episodes = load_episodes(data)
+    image_size = PRESET_IMAGE_SIZE.get(preset) or tuple(episodes[0].image_size)
+    config = model_config(preset, image_size, episodes[0].states.shape[1], episodes[0].actions.shape[1], False)
+    normalizers = make_normalizers(config, compute_stats(episodes))
+    dataset = EpisodeDataset(episodes, config.chunk_size, image_size=config.image_size, augment=True, flip=True)
+    torch.manual_seed(0)
+    initial = ACTPolicy(config)
+    batch = batch_size or PRESET_BATCH.get(preset, 8)
+    bf16 = native_bf16(device)
+    timings = {v: [] for v in VARIANTS}
+    states = {}
+    for v in VARIANTS:
+        policy = copy.deepcopy(initial)
+        if v.channels_last:
+            policy = policy.to(memory_format=torch.channels_last)
+        impl = {"fused": True} if v.fused_adamw else {"foreach": True}
+        optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr, **impl)
+        states[v] = (policy, optimizer)
+    for r in range(rounds + 1):  # round 0 warms up (first-touch decoding, oneDNN kernel selection)
+        for v in VARIANTS:
+            if v.bf16 and not bf16:
+                continue
+            policy, optimizer = states[v]
+            sampler = GlobalBatchSampler(len(dataset), batch, seed=r, start_step=0)
+            loader = iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler))
+            batches = Prefetcher(loader) if v.prefetch else loader
+            n = 2 if r == 0 else steps
+            t0 = time.perf_counter()
+            for _ in range(n):
+                _train_step(_loss_model(policy), normalizers, optimizer, next(batches), device, 10.0, 0.5,
+                            torch.bfloat16 if v.bf16 else None, v.channels_last)
+            elapsed = time.perf_counter() - t0
+            if isinstance(batches, Prefetcher):
+                batches.close()
+            if r:
+                timings[v].append(elapsed / n)
+                progress(f"round {r}/{rounds}: {v.name}: {elapsed / n * 1000:.0f} ms/step")
+    out = []
+    for v in VARIANTS:
+        if not timings[v]:
+            out.append(VariantTiming(v, float("nan"), "this CPU has no native bf16 (AVX512-BF16/AMX)"))
+        else:
+            out.append(VariantTiming(v, sorted(timings[v])[len(timings[v]) // 2]))
+    return out
+
+
+def format_table(timings: list[VariantTiming], threads: int) -> str:
+    ref = timings[0].seconds_per_step
+    lines = [f"training step, {threads} thread(s); ratios against the reference (same run)", "",
+             "| variant | ms/step | steps/s | vs reference |", "|---|---|---|---|"]
+    for t in timings:
+        if t.skipped:
+            lines.append(f"| {t.variant.name} | - | - | skipped: {t.skipped} |")
+        else:
+            lines.append(f"| {t.variant.name} | {t.seconds_per_step * 1000:.0f} | {1 / t.seconds_per_step:.2f} | "
+                         f"{ref / t.seconds_per_step:.2f}x |")
+    return "\n".join(lines)
+
