@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from edgeact.commands.train import _train_args
 from edgeact.cli import build_parser
+from edgeact.commands.train import _train_args
 from edgeact.distributed import DistContext, from_environment, torchrun_argv
 from edgeact.errors import ConfigError
 from edgeact.sim.record import record_episodes

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
 from edgeact.errors import ConfigError, DataError
-from edgeact.fileio import atomic_save, atomic_write_text
+from edgeact.fileio import atomic_save
 
 CAMERA_KEY = OBS_IMAGE_PREFIX + "cam_front"
 
@@ -431,9 +431,9 @@ def _append_log(out: Path, record: dict[str, float]) -> None:
 
 
 def _progress_bar(total: int, initial: int):
-    from tqdm import tqdm
-
     import sys
+
+    from tqdm import tqdm
 
     # Redirected to a file, a bar redrawn ten times a second buries the log.
     interval = 0.5 if sys.stderr.isatty() else 30.0
