@@ -82,4 +82,5 @@ def test_lerobot_default_workload_config():
 
     c = lerobot_default_config()
     assert (c.dim_model, c.n_heads, c.dim_feedforward, c.n_encoder_layers, c.n_decoder_layers) == (512, 8, 3200, 4, 1)
-    assert (c.chunk_size, c.vision_backbone, c.image_size, c.state_dim, c.action_dim) == (100, "resnet18", (360, 640), 2, 2)
+    got = (c.chunk_size, c.vision_backbone, c.image_size, c.state_dim, c.action_dim)
+    assert got == (100, "resnet18", (360, 640), 2, 2)

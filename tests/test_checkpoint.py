@@ -9,7 +9,6 @@ import edgeact
 from edgeact.checkpoint import build_policy, load_checkpoint, save_pretrained
 from edgeact.errors import BackendError, CheckpointError, InputError
 from edgeact.model.act import ACTPolicy
-
 from factories import rover_stats, tiny_config
 
 FRAME = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)

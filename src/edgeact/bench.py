@@ -20,9 +20,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -98,7 +98,8 @@ class BenchReport:
                              f"{r.sim['laps']:.2f} / {r.sim['mean_cross_track_m']:.3f} / {r.sim['off_track_events']}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
-        fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+        def fmt(cells: list[str]) -> str:
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
         out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
         m = self.machine
         out.append("")
@@ -214,7 +215,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
             feeds = {"a": a_val, "b": b_val}
             peaks[key] = ops / _best_time(functools.partial(session.run, None, feeds), seconds) / 1e9
             del session
-    except Exception:  # the ORT peaks are informative only
+    except Exception:  # noqa: BLE001 - the ORT peaks are informative only
         pass
     peaks["fp32_gflops"] = max(peaks["fp32_torch_gflops"], peaks.get("fp32_ort_gflops", 0.0))
     return peaks
@@ -228,6 +229,7 @@ def _load() -> str:
 
 
 def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
+    path: Path | None
     if backend == "torch":
         path = bundle / "model.safetensors"
     else:
@@ -267,10 +269,10 @@ def bench_bundle(
     import torch
 
     from edgeact import load_policy
+    from edgeact.bundle import read_manifest
     from edgeact.cpu import physical_cores
     from edgeact.export.accuracy import action_range, from_errors
     from edgeact.export.calibration import observations_for
-    from edgeact.bundle import read_manifest
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
@@ -337,9 +339,12 @@ def bench_bundle(
 
     gflops = float(manifest["policy"].get("gflops") or 0.0)
     if not gflops:
+        from edgeact.backends.torch_backend import TorchBackend
         from edgeact.export.onnx_export import count_gflops
 
-        gflops = count_gflops(loaded["torch"].model, spec)
+        reference = loaded["torch"]
+        assert isinstance(reference, TorchBackend)  # bench_bundle always loads torch
+        gflops = count_gflops(reference.model, spec)
 
     sim_results: dict[str, dict] = {}
     if sim:
@@ -359,7 +364,7 @@ def bench_bundle(
     for b in backends:
         v = np.asarray(lat[b])
         p50 = float(np.median(v))
-        err = from_errors(np.abs(np.stack(outputs[b]) - ref), span, manifest["policy"], len(held), held.source, "")
+        error = from_errors(np.abs(np.stack(outputs[b]) - ref), span, manifest["policy"], len(held), held.source, "")
         note = ""
         if b == "torch":
             note = "size is model.safetensors, which also holds the training-only CVAE encoder"
@@ -371,11 +376,11 @@ def bench_bundle(
             backend=b, p50_ms=p50, p99_ms=float(np.percentile(v, 99)), mean_ms=float(v.mean()),
             min_ms=float(v.min()), runs=len(v), speedup_vs_torch=torch_p50 / p50, rate_hz=1000.0 / p50,
             size_mb=_model_size_mb(bundle, manifest, b), gflops=gflops, gflops_per_s=gflops / (p50 / 1000.0),
-            error_pct=err.mean_pct, error_max_pct=err.max_pct, sim=sim_results.get(b), note=note,
+            error_pct=error.mean_pct, error_max_pct=error.max_pct, sim=sim_results.get(b), note=note,
             latencies_ms=[float(x) for x in v],
         ))
-    for b in loaded.values():
-        b.close()
+    for backend in loaded.values():
+        backend.close()
     peaks = {}
     if peak:
         log("measuring this machine's matmul peaks ...")

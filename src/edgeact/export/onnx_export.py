@@ -24,16 +24,17 @@ import io
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from edgeact import fileio
+from edgeact.bundle import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
 from edgeact.errors import ExportError
 from edgeact.export.graph_passes import GraphSummary, clean_graph, summarize
-from edgeact.bundle import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
-from edgeact import fileio
 from edgeact.fileio import atomic_write_bytes, atomic_write_json
 
 DEFAULT_OPSET = 17
@@ -127,9 +128,9 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
 
 def ort_session(model: bytes | str | Path, threads: int | None = None):
     """An ONNX Runtime CPU session with the latency settings of the onnx backend."""
-    from edgeact.cpu import session_options
-
     import onnxruntime as ort
+
+    from edgeact.cpu import session_options
 
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
@@ -239,8 +240,7 @@ def export_bundle(
     """
     import torch
 
-    from edgeact.checkpoint import spec_from_checkpoint
-    from edgeact.checkpoint import build_policy, load_checkpoint
+    from edgeact.checkpoint import build_policy, load_checkpoint, spec_from_checkpoint
     from edgeact.export.calibration import observations_for
     from edgeact.model.inference import InferenceModel
 
@@ -251,7 +251,8 @@ def export_bundle(
     policy = build_policy(checkpoint)
     model = InferenceModel(policy, checkpoint.stats).eval()
     log(f"exporting {checkpoint.source} ({checkpoint.config.vision_backbone}, dim_model {checkpoint.config.dim_model}, "
-        f"image {spec.image_size[0]}x{spec.image_size[1]}, chunk {spec.chunk_size}) with the {exporter} exporter, opset {opset}")
+        f"image {spec.image_size[0]}x{spec.image_size[1]}, chunk {spec.chunk_size}) with the {exporter} exporter, "
+        f"opset {opset}")
     proto, passes = export_onnx_model(model, spec, opset, exporter)
     summary = summarize(proto)
     data = proto.SerializeToString()
@@ -305,7 +306,12 @@ def _parent(out: Path) -> Path:
 def _write_checkpoint_files(checkpoint, policy, folder: Path, copy: bool) -> None:
     """The LeRobot pretrained files: copied as they are when the checkpoint is such a directory."""
     from edgeact.checkpoint import (
-        CONFIG_NAME, META_NAME, POSTPROCESSOR_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, save_pretrained,
+        CONFIG_NAME,
+        META_NAME,
+        POSTPROCESSOR_NAME,
+        PREPROCESSOR_NAME,
+        WEIGHTS_NAME,
+        save_pretrained,
     )
 
     source = Path(checkpoint.source)
