@@ -64,7 +64,7 @@ def test_resize_state_convention_and_chunk_execution():
 
 
 def test_bad_replan_every():
-    with pytest.raises(ConfigError, match="replan_every"):
+    with pytest.raises(ConfigError, match="replan-every"):
         evaluate(RecordingBackend(chunk_size=4), "oval", seconds=1, replan_every=5)
     with pytest.raises(ConfigError, match="unknown track"):
         evaluate(RecordingBackend(), "nurburgring", seconds=1)

@@ -178,7 +178,7 @@ def make_track(name: str, width: float = DEFAULT_ROAD_WIDTH_M) -> Track:
     try:
         builder = TRACKS[name]
     except KeyError:
-        raise ConfigError(f"unknown track {name!r}; choose one of: {', '.join(TRACKS)}") from None
+        raise ConfigError(f"unknown track {name!r}; use --track with one of: {', '.join(TRACKS)}") from None
     return builder(width)
 
 
