@@ -70,6 +70,36 @@ def test_bench_rejects_unknown_backend(tiny_bundle):
         bench_bundle(tiny_bundle, ["onnx", "tensorrt"], runs=1, log=lambda s: None)
 
 
+def test_bench_closes_every_backend_when_a_stage_fails(tiny_bundle, monkeypatch):
+    import edgeact
+    from edgeact import bench
+
+    opened = []
+    load = edgeact.load_policy
+
+    def load_and_track(*args, **kwargs):
+        backend = load(*args, **kwargs)
+        close = backend.close
+        opened.append([backend.name, False])
+        entry = opened[-1]
+
+        def tracked_close():
+            entry[1] = True
+            close()
+
+        backend.close = tracked_close
+        return backend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stage failed")
+
+    monkeypatch.setattr(edgeact, "load_policy", load_and_track)
+    monkeypatch.setattr(bench, "_action_errors", broken)
+    with pytest.raises(RuntimeError, match="stage failed"):
+        bench.bench_bundle(tiny_bundle, ["onnx"], runs=1, warmup=0, n_frames=2, peak=False, log=lambda s: None)
+    assert opened == [["torch", True], ["onnx", True]]
+
+
 def test_bench_cli_needs_a_bundle_or_workload(capsys):
     from edgeact.cli import main
 

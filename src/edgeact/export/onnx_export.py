@@ -164,17 +164,6 @@ def parity(model, session, observations, input_names: list[str]) -> float:
     return worst
 
 
-def count_gflops(model, spec) -> float:
-    """FLOPs of one forward pass (multiply-add = 2), counted by torch's FlopCounterMode."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(*example_inputs(spec))
-    return counter.get_total_flops() / 1e9
-
-
 def policy_block(checkpoint, spec) -> dict[str, Any]:
     action_stats = checkpoint.stats.get("action", {})
     block: dict[str, Any] = {
@@ -238,11 +227,11 @@ def export_bundle(
     ``frames``: an episodes directory for the parity check (else synthetic frames).
     Raises ExportError when the ONNX model differs from PyTorch by more than ``tolerance``.
     """
-    import torch
 
     from edgeact.checkpoint import build_policy, load_checkpoint, spec_from_checkpoint
     from edgeact.export.calibration import observations_for
     from edgeact.model.inference import InferenceModel
+    from edgeact.model.profile import count_gflops
 
     out = Path(out)
     _check_replaceable(out)
@@ -268,8 +257,7 @@ def export_bundle(
             f"the ONNX model differs from PyTorch by {diff:.3g} (> {tolerance:g}); nothing was written. "
             "Report this with the checkpoint's config.json"
         )
-    with torch.inference_mode():
-        gflops = count_gflops(model, spec)
+    gflops = count_gflops(model, list(example_inputs(spec)))
 
     manifest = new_manifest(policy_block(checkpoint, spec), *io_block(spec), source=str(checkpoint.source))
     manifest["policy"]["gflops"] = round(gflops, 4)
