@@ -50,17 +50,17 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import make_normalizers
-    from edgeact.train import PRESET_BATCH, PRESET_IMAGE_SIZE, _loss_model, _train_step, model_config, native_bf16
+    from edgeact.train import _loss_model, _train_step, get_preset, model_config, native_bf16
 
     device = torch.device("cpu")
     episodes = load_episodes(data)
-    image_size = PRESET_IMAGE_SIZE.get(preset) or tuple(episodes[0].image_size)
+    image_size = get_preset(preset).image_size or tuple(episodes[0].image_size)
     config = model_config(preset, image_size, episodes[0].states.shape[1], episodes[0].actions.shape[1], False)
     normalizers = make_normalizers(config, compute_stats(episodes))
     dataset = EpisodeDataset(episodes, config.chunk_size, image_size=config.image_size, augment=True, flip=True)
     torch.manual_seed(0)
     initial = ACTPolicy(config)
-    batch = batch_size or PRESET_BATCH.get(preset, 8)
+    batch = batch_size or get_preset(preset).batch_size
     bf16 = native_bf16(device)
     timings = {v: [] for v in VARIANTS}
     states = {}

@@ -72,7 +72,7 @@ class Track:
         points: np.ndarray,
         width: float | np.ndarray = DEFAULT_ROAD_WIDTH_M,
         spacing: float = _SPACING_M,
-    ) -> "Track":
+    ) -> Track:
         """Resample a closed polyline (any spacing, not repeating its first point) uniformly.
 
         ``width``: one road width, or one per input point (interpolated along the track).
@@ -95,7 +95,7 @@ class Track:
         return cls(name=name, points=np.stack([x, y], axis=1), width=float(np.max(width)), spacing=total / n,
                    widths=widths)
 
-    def reversed(self) -> "Track":
+    def reversed(self) -> Track:
         """The same road driven the other way, named ``<name>-rev`` (its left bends are right bends)."""
         name = self.name[: -len(REVERSE_SUFFIX)] if self.name.endswith(REVERSE_SUFFIX) else self.name + REVERSE_SUFFIX
         # point i of the reversed track lies at arc length i * spacing along the new direction
@@ -194,7 +194,8 @@ def _oval(width: float) -> Track:
 
 
 def _winding(width: float) -> Track:
-    """A smooth curvy loop (radius modulated by a few harmonics), left and right bends, tightest radius ~1.8 m, ~55 m a lap."""
+    """A smooth curvy loop (radius modulated by a few harmonics), left and right bends, tightest radius
+    ~1.8 m, ~55 m a lap."""
     th = np.linspace(0.0, 2 * math.pi, 4000, endpoint=False)
     r = 8.0 + 1.5 * np.sin(3 * th + 0.4) + 0.3 * np.cos(5 * th) + 0.5 * np.sin(2 * th)
     x = r * np.cos(th) * 1.1
@@ -302,8 +303,8 @@ def make_track(name: str, width: float = DEFAULT_ROAD_WIDTH_M) -> Track:
         builder = TRACKS[base]
     except KeyError:
         raise ConfigError(
-            f"unknown track {name!r}; choose one of: {', '.join(TRACKS)} (add {REVERSE_SUFFIX} to drive one the other "
-            "way, e.g. oval-rev)"
+            f"unknown track {name!r}; use --track with one of: {', '.join(TRACKS)} (add {REVERSE_SUFFIX} to drive one the "
+            "other way, e.g. oval-rev)"
         ) from None
     track = builder(width)
     return track.reversed() if base != name else track
