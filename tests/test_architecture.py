@@ -23,7 +23,7 @@ ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 # docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
 LAYERS = [
     {"cli", "commands"},
-    {"demo", "bench"},
+    {"demo", "bench", "train_bench"},
     {"drive"},
     {ROOT, "export", "sim", "train", "inspection", "deploy"},
     {"backends", "runtime", "data"},
@@ -32,11 +32,11 @@ LAYERS = [
     {"normalization"},
     {"config"},
     {"bundle"},
-    {"policy", "frames", "cpu", "fileio"},
+    {"policy", "frames", "cpu", "fileio", "distributed"},
     {"errors", "version"},
 ]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
-NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle"}
+NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle", "distributed"}
 # Pairs that must not import each other in either direction, and one-way rules.
 NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),
@@ -62,12 +62,25 @@ def _module_name(path: Path) -> list[str]:
     return parts[:-1] if parts[-1] == "__init__" else parts
 
 
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    test = stmt.test if isinstance(stmt, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
+            and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
 def imported_nodes(path: Path, submodules: set[str]) -> set[str]:
     """The nodes ``path`` imports from (itself included), every import statement counted."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path)[:-1]
     found: set[str] = set()
+    # An `if __name__ == "__main__":` block is a script entry point (`python -m edgeact.train`
+    # hands over to the command line): it runs only when executed, so no importer of the
+    # module depends on what it imports.
+    entry = {id(node) for stmt in tree.body if _is_main_guard(stmt) for node in ast.walk(stmt)}
     for stmt in ast.walk(tree):
+        if id(stmt) in entry:
+            continue
         if isinstance(stmt, ast.Import):
             targets = [alias.name.split(".") for alias in stmt.names]
         elif isinstance(stmt, ast.ImportFrom):

@@ -182,7 +182,8 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     # channels_last: oneDNN (CPU) and cuDNN convolutions run NHWC natively, so the backbone
     # skips a layout reorder before and after every convolution. The weights' values and the
     # saved state dict are unchanged.
-    policy.to(device=device, memory_format=torch.channels_last)
+    policy.to(device)
+    policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
     normalizers = make_normalizers(config, stats).to(device)
     optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
                                   weight_decay=config.optimizer_weight_decay, **_adamw_impl(device))
@@ -253,7 +254,7 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
                     _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
                     _save_training_state(cfg.out, policy, optimizer, step, best, history)
                     policy.train()
-                    bar.write(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
+                    progress(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
                 distributed.barrier(ctx)  # the others wait while rank 0 validates and writes
     finally:
         if isinstance(batches, Prefetcher):
@@ -312,7 +313,7 @@ def _prepare(batch, normalizers, device, channels_last: bool = True):
     return images, state, actions, batch["action_is_pad"].to(device)
 
 
-def _adamw_impl(device) -> dict[str, bool]:
+def _adamw_impl(device) -> dict[str, Any]:
     """The fused AdamW kernel (one pass over all parameters) where PyTorch has it, else foreach."""
     import torch
 

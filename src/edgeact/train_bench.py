@@ -12,6 +12,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
 
     device = torch.device("cpu")
     episodes = load_episodes(data)
-    image_size = get_preset(preset).image_size or tuple(episodes[0].image_size)
+    image_size = get_preset(preset).image_size or episodes[0].image_size
     config = model_config(preset, image_size, episodes[0].states.shape[1], episodes[0].actions.shape[1], False)
     normalizers = make_normalizers(config, compute_stats(episodes))
     dataset = EpisodeDataset(episodes, config.chunk_size, image_size=config.image_size, augment=True, flip=True)
@@ -62,13 +63,13 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     initial = ACTPolicy(config)
     batch = batch_size or get_preset(preset).batch_size
     bf16 = native_bf16(device)
-    timings = {v: [] for v in VARIANTS}
+    timings: dict[Variant, list[float]] = {v: [] for v in VARIANTS}
     states = {}
     for v in VARIANTS:
         policy = copy.deepcopy(initial)
         if v.channels_last:
-            policy = policy.to(memory_format=torch.channels_last)
-        impl = {"fused": True} if v.fused_adamw else {"foreach": True}
+            policy = policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        impl: dict[str, Any] = {"fused": True} if v.fused_adamw else {"foreach": True}
         optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr, **impl)
         states[v] = (policy, optimizer)
     for r in range(rounds + 1):  # round 0 warms up (first-touch decoding, oneDNN kernel selection)

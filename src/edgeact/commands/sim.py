@@ -179,7 +179,10 @@ def _run_eval_tracks(args: argparse.Namespace) -> int:
             raise
         coverage = None  # seen/unseen shows as "?"
     if args.holdout:
+        assert coverage is not None  # a missing record raised above
         tracks = coverage.held_out(tracks)
+    if tracks is None:
+        tracks = _track_list("all")
     import json
 
     import edgeact

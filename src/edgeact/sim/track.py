@@ -38,7 +38,8 @@ class Track:
     points: np.ndarray  # (N, 2) float64, uniformly spaced, closed (last joins first), no repeat
     width: float = DEFAULT_ROAD_WIDTH_M  # the widest point when ``widths`` varies
     spacing: float = _SPACING_M
-    widths: np.ndarray | None = None  # (N,) road width at each point; None: ``width`` everywhere
+    # (N,) road width at each point; empty: ``width`` everywhere
+    widths: np.ndarray = field(default_factory=lambda: np.empty(0))
     headings: np.ndarray = field(init=False, repr=False)
     curvature: np.ndarray = field(init=False, repr=False)
     length: float = field(init=False)
@@ -48,9 +49,11 @@ class Track:
         if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 8:
             raise ConfigError(f"track {self.name!r}: need an (N, 2) centre line with N >= 8, got {pts.shape}")
         self.points = pts
-        widths = np.full(len(pts), float(self.width)) if self.widths is None else np.asarray(self.widths, np.float64)
+        given = np.asarray(self.widths, np.float64)
+        widths = np.full(len(pts), float(self.width)) if given.size == 0 else given
         if widths.shape != (len(pts),) or not np.all(widths > 0):
-            raise ConfigError(f"track {self.name!r}: widths must be {len(pts)} positive values, got shape {widths.shape}")
+            raise ConfigError(
+                f"track {self.name!r}: widths must be {len(pts)} positive values, got shape {widths.shape}")
         self.widths = widths
         self.width = float(widths.max())
         seg = np.roll(pts, -1, axis=0) - pts
@@ -86,7 +89,7 @@ class Track:
         s = np.linspace(0.0, total, n, endpoint=False)
         x = np.interp(s, cum, closed[:, 0])
         y = np.interp(s, cum, closed[:, 1])
-        widths = None
+        widths = np.empty(0)
         if np.ndim(width) > 0:
             w = np.asarray(width, dtype=np.float64)
             if w.shape != (len(pts),):
@@ -303,8 +306,8 @@ def make_track(name: str, width: float = DEFAULT_ROAD_WIDTH_M) -> Track:
         builder = TRACKS[base]
     except KeyError:
         raise ConfigError(
-            f"unknown track {name!r}; use --track with one of: {', '.join(TRACKS)} (add {REVERSE_SUFFIX} to drive one the "
-            "other way, e.g. oval-rev)"
+            f"unknown track {name!r}; use --track with one of: {', '.join(TRACKS)} "
+            f"(add {REVERSE_SUFFIX} to drive one the other way, e.g. oval-rev)"
         ) from None
     track = builder(width)
     return track.reversed() if base != name else track
