@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "data",
     "train",
     "run",
+    "drive",
     "export",
     "quantize",
     "bench",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
 from edgeact.errors import ConfigError, DataError
 from edgeact.fileio import atomic_save, atomic_write_text
@@ -71,6 +73,7 @@ class TrainConfig:
     eval_every: int = 200
     grad_clip_norm: float = 10.0
     state_noise: float | None = None  # None: the preset's
+    intervention_weight: float = 1.0  # steps where a person took over (edgeact drive) are drawn this much more often
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,8 +147,10 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
     batch_size = cfg.batch_size or PRESET_BATCH.get(cfg.preset, 8)
     state_noise = PRESET_STATE_NOISE.get(cfg.preset, 0.0) if cfg.state_noise is None else cfg.state_noise
-    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
+    sampler = _intervention_sampler(train_set, cfg, progress)
+    loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                                         drop_last=True, num_workers=cfg.num_workers,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
     total_steps = _total_steps(cfg, len(loader))
     start_step, best = 0, {"val_l1": math.inf, "step": -1}
     history: list[dict[str, float]] = []
@@ -196,6 +201,26 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
              f"model in {cfg.out / 'best'} ({seconds:.0f} s)")
     return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history)
+
+
+def _intervention_sampler(train_set, cfg: TrainConfig, progress: Callable[[str], None]):
+    """Draw the steps a person corrected ``intervention_weight`` times as often (HG-DAgger's emphasis on
+    takeovers); None (plain shuffling) at weight 1 or when no episode has intervention flags."""
+    import torch
+
+    w = cfg.intervention_weight
+    if not (w > 0 and math.isfinite(w)):
+        raise ConfigError(f"--intervention-weight must be a positive number, got {w}")
+    if w == 1.0:
+        return None
+    flags = train_set.intervention_mask()
+    if not flags.any():
+        progress("no intervention steps in the training episodes: --intervention-weight changes nothing")
+        return None
+    progress(f"{int(flags.sum())} of {flags.size} training steps are interventions, drawn {w:g}x as often")
+    weights = torch.as_tensor(np.where(flags, w, 1.0), dtype=torch.double)
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(train_set), replacement=True,
+                                                  generator=torch.Generator().manual_seed(cfg.seed + 1))
 
 
 def _train_step(policy, normalizers, optimizer, batch, device, grad_clip_norm: float,

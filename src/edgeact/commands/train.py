@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--state-noise", type=float,
                    help="std of noise on the normalized state while training (default: the preset's, 0.5)")
+    p.add_argument("--intervention-weight", type=float, default=1.0, metavar="W",
+                   help="draw the steps where a person took over (recorded by edgeact drive) W times as often "
+                   "(default 1: as often as any other)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
+        intervention_weight=args.intervention_weight,
     )
     train(cfg)
     return 0

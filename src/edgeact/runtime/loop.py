@@ -24,12 +24,13 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edgeact.errors import ConfigError
 from edgeact.runtime import safety as S
+from edgeact.runtime.command_source import CommandSource
 from edgeact.runtime.inference import InferenceWorker, run_inference
 from edgeact.runtime.limits import ActionLimiter, Limits
 from edgeact.runtime.ratekeeper import Ratekeeper
@@ -99,8 +100,11 @@ class Runtime:
     """One run of a policy on a rover. Parts: camera, inference worker, control loop, actuator."""
 
     def __init__(self, backend, camera, actuator, config: RuntimeConfig | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, command_source: CommandSource | None = None) -> None:
         self.config = config or RuntimeConfig()
+        if command_source is not None and self.config.sync:
+            raise ConfigError("a command source (edgeact drive) needs the async runtime, not --sync")
+        self.command_source = command_source  # None: the policy drives (see command_source.py)
         self.backend = backend
         self.camera = camera
         self.actuator = actuator
@@ -387,6 +391,8 @@ class Runtime:
                            consecutive: int) -> dict[str, str | None]:
         if self.estop.triggered:
             self.safety.latch(S.ESTOP, f"emergency stop ({self.estop.reason})", now)
+        elif S.ESTOP in self.safety.latched:  # released on purpose (EmergencyStop.release)
+            self.safety.unlatch(S.ESTOP, now)
         cond: dict[str, str | None] = {}
         cond[S.CAMERA_STALL] = self._camera_condition(now)
         if self.camera.error:  # the grab thread died (device unplugged, decode error): fatal
@@ -427,16 +433,33 @@ class Runtime:
     def _async_tick(self, tick) -> None:
         now = tick.t
         sel = self.scheduler.select(now)
+        hold = ""
+        if self.command_source is not None:
+            sel, hold = self._consult_command_source(now, sel)
         w = self.worker
         cond = self._common_conditions(now, sel, w.last_error if w else None, w.consecutive_errors if w else 0)
         faulted = self.safety.update(now, cond)
-        s, th, neutral = self._drive(now, sel.action, faulted or not sel.ok or self._stop_event.is_set())
+        s, th, neutral = self._drive(now, sel.action, faulted or not sel.ok or bool(hold) or self._stop_event.is_set())
         why = "; ".join(self.safety.reasons()) if neutral else ""
         if neutral and not why:
-            why = sel.reason or "stopping"
+            why = hold or sel.reason or "stopping"
         self.telemetry.tick(now, tick.lag, tick.period, tick.missed, s, th, neutral,
                             sel.age_s if not neutral else float("nan"), time.monotonic() - now, why, sel.step)
+        if self.command_source is not None:
+            self.command_source.executed(now, s, th, neutral, why)
         self._maybe_status(now)
+
+    def _consult_command_source(self, now: float, sel: Selection) -> tuple[Selection, str]:
+        """The command source's decision in place of the policy's action; also why to hold neutral."""
+        policy = None if sel.action is None else (float(sel.action[self._si]), float(sel.action[self._ti]))
+        decision = self.command_source.decide(now, policy)
+        if decision.uses_policy and not sel.ok:
+            return sel, decision.hold  # the policy's stale chunk stays a fault
+        action = np.zeros(self.backend.spec.action_dim, dtype=np.float64)
+        if decision.command is not None:
+            action[self._si], action[self._ti] = decision.command
+        hold = (decision.hold or "held neutral by the command source") if decision.command is None else ""
+        return replace(sel, action=action, reason=""), hold
 
     def _sync_tick(self, tick) -> None:
         """The guide's loop: wait for a frame, infer, send the chunk's first action."""
