@@ -53,6 +53,14 @@ def test_heartbeat_loss_goes_neutral_and_stays_until_a_person_acts():
     assert pilot.decide(clock.t, POLICY).command is None
     press(pilot, "page 1", 0.0, 0.4)  # a person acts
     assert pilot.decide(clock.t, POLICY).command == (0.0, 0.2)
+    clock.t += 0.3
+    assert pilot.decide(clock.t, POLICY).command is None
+    # back from silence with the key still down (a frozen tab): not a person acting again
+    press(pilot, "page 1", 0.0, 1.0)
+    assert pilot.decide(clock.t, POLICY).command is None and pilot.controller is None
+    press(pilot, "page 1", active=False)
+    press(pilot, "page 1", 0.0, 1.0)  # released and pressed again
+    assert pilot.decide(clock.t, POLICY).command == (0.0, 0.5)
     assert any(k == "control-lost" for k, _ in pilot.events)
 
 
@@ -63,6 +71,8 @@ def test_control_belongs_to_the_page_where_a_person_last_acted():
     assert pilot.controller == "page 1"
     assert pilot.decide(clock.t, POLICY).command == (0.2, 0.5)
     press(pilot, "page 2", -0.4, 0.0)
+    assert pilot.controller == "page 2"
+    press(pilot, "page 1", 0.2, 1.0)  # page 1 still holding its key: holding on is not starting to act
     assert pilot.controller == "page 2"
     press(pilot, "page 1", 0.9, 1.0, active=False)  # page 1 now only watches: its idle values are ignored
     assert pilot.decide(clock.t, POLICY).command == (-0.4, 0.0)

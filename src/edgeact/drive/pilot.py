@@ -7,8 +7,8 @@ Modes, as Donkeycar users know them:
 - ``auto``: the policy drives; any input from a person takes over at once (an
   *intervention*) and hands back when released.
 
-Control belongs to the input where a person last acted (a key, the joystick, a button);
-other pages only watch. A page must send a message at least every ``heartbeat_s``: when
+Control belongs to the input where a person last started to act (pressed a key, touched
+the joystick, pressed a button); other pages only watch. A page must send a message at least every ``heartbeat_s``: when
 the page in control goes silent (closed tab, sleeping phone, lost Wi-Fi) the rover goes
 neutral and stays so until a person acts again, in ``user`` and ``auto-steer`` modes and
 during an intervention. In ``auto`` without an intervention the policy needs nobody.
@@ -94,6 +94,7 @@ class Pilot:
         self._max_throttle = self.config.max_throttle
         self._controller: str | None = None
         self._last_heard: dict[str, float] = {}
+        self._active: dict[str, bool] = {}  # per source: was a person acting in its last message
         self._input = PersonInput("", 0.0, 0.0, False)
         self._held = "waiting for a person to drive"
         self._intervening = False  # control thread only
@@ -104,11 +105,15 @@ class Pilot:
     # ---- inputs (any thread) ---------------------------------------------------------------
 
     def person_input(self, inp: PersonInput) -> None:
-        """A control message. An active one takes control; an idle one from the controller keeps it."""
+        """A control message. A person starting to act (idle → active) takes control; any message from the
+        controller keeps it. Holding on is not starting: two held inputs do not fight, and a page that comes
+        back from silence with a key still down does not drive until it is released and pressed again."""
         now = self._clock()
         with self._lock:
             self._last_heard[inp.source] = now
-            if inp.active:
+            starting = inp.active and not self._active.get(inp.source, False)
+            self._active[inp.source] = inp.active
+            if starting:
                 self._take_control(inp.source)
             if inp.source == self._controller:
                 self._input = PersonInput(inp.source, _clip(inp.steering), _clip(inp.throttle), inp.active,
@@ -131,6 +136,7 @@ class Pilot:
         """``source`` is gone (socket closed, gamepad unplugged): neutral if it was in control."""
         with self._lock:
             self._last_heard.pop(source, None)
+            self._active.pop(source, None)
             if source == self._controller:
                 self._release(f"{reason}: neutral until a person acts")
 

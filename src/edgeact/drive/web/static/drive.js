@@ -192,8 +192,9 @@ function render(s) {
   $("record").classList.toggle("on", s.recording);
   $("record").disabled = !s.record_available;
   $("rerecord").disabled = $("erase").disabled = !s.record_available;
-  $("record").textContent = s.recording ? `■ Stop (${s.steps})` : "● Record";
-  $("episodes").textContent = `${s.episodes} episode${s.episodes === 1 ? "" : "s"}`;
+  $("record").textContent = s.recording ? "■ Save episode" : "● Record";
+  $("episodes").textContent = `${s.episodes} saved` + (s.recording ? ` · ${s.steps} steps` : "");
+  $("b-int").hidden = !s.intervention;
   const ctl = $("b-ctl");
   ctl.textContent = s.you ? "you drive" : (s.controller ? `watching (${s.controller} drives)` : "nobody drives");
   ctl.classList.toggle("you", s.you);
@@ -206,12 +207,12 @@ function render(s) {
   else if (!s.controller && s.held && s.mode !== "auto") banner(`${s.held} — touch the joystick or press a key`, true);
   else banner(null);
   const t = s.telemetry, f = (v, u = "") => (v === null || v === undefined ? "–" : `${v}${u}`);
-  $("t-rate").textContent = t.rate_hz === null ? "–" : `${t.rate_hz.toFixed(1)} Hz ±${t.jitter_p99_ms.toFixed(1)}`;
+  $("t-rate").textContent = t.rate_hz === null ? "–" : `${t.rate_hz.toFixed(1)} Hz ±${t.jitter_p99_ms.toFixed(1)} ms`;
   $("t-missed").textContent = f(t.missed);
   $("t-inf").textContent = t.inference_p50_ms === null ? "–" : `${t.inference_p50_ms.toFixed(0)} / ${t.inference_p99_ms.toFixed(0)} ms`;
-  $("t-age").textContent = f(t.chunk_age_ms, " ms");
+  $("t-age").textContent = t.chunk_age_ms === null ? "–" : `${t.chunk_age_ms.toFixed(0)} ms`;
   $("t-sent").textContent = s.neutral ? "neutral" : `${s.sent[0].toFixed(2)}, ${s.sent[1].toFixed(2)}`;
-  $("t-serial").textContent = t.serial.connected ? `ok ${t.serial.acked}/${t.serial.sent}${t.serial.ack_p50_ms !== null ? ` · ${t.serial.ack_p50_ms} ms` : ""}` : "LOST";
+  $("t-serial").textContent = t.serial.connected ? `${t.serial.acked}/${t.serial.sent} acked` : "LOST";
   const lat = [...state.latencies].sort((a, b) => a - b);
   const p50 = lat.length ? lat[Math.floor(lat.length / 2)].toFixed(0) : "–";
   $("t-video").textContent = `${state.fps.toFixed(0)} fps · ${p50} ms`;
