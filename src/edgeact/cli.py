@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "train",
     "run",
     "drive",
+    "bench_drive",
     "export",
     "quantize",
     "bench",

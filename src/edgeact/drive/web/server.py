@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import secrets
 import struct
 import threading
@@ -72,6 +73,7 @@ class DriveServer:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._native_id = 0
 
     # ---- lifecycle (caller's thread) ---------------------------------------------------------
 
@@ -97,7 +99,16 @@ class DriveServer:
 
     # ---- the server thread ---------------------------------------------------------------------
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time spent serving the page so far: the server thread plus video encoding (Linux)."""
+        try:
+            fields = Path(f"/proc/self/task/{self._native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + self.encode_s
+
     def _serve(self) -> None:
+        self._native_id = threading.get_native_id()
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)

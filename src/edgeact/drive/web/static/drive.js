@@ -69,9 +69,11 @@ function decode(frame) {
     if (n) decode(n);
   }
 }
-setInterval(() => {
-  if (state.pendingLatency.length) { send({type: "latency", ms: state.pendingLatency.slice(-256)}); state.pendingLatency = []; }
-}, LATENCY_REPORT_MS);
+function flushLatency() {  // the rover keeps what the page measured (edgeact bench-drive reports it)
+  while (state.pendingLatency.length) send({type: "latency", ms: state.pendingLatency.splice(0, 256)});
+}
+state.flushLatency = flushLatency;
+setInterval(flushLatency, LATENCY_REPORT_MS);
 
 // ---------------------------------------------------------------- overlay: the policy's next second
 function drawOverlay() {
@@ -192,7 +194,7 @@ function render(s) {
   $("record").classList.toggle("on", s.recording);
   $("record").disabled = !s.record_available;
   $("rerecord").disabled = $("erase").disabled = !s.record_available;
-  $("record").textContent = s.recording ? "■ Save episode" : "● Record";
+  $("record").textContent = s.recording ? "■ Save" : "● Record";
   $("episodes").textContent = `${s.episodes} saved` + (s.recording ? ` · ${s.steps} steps` : "");
   $("b-int").hidden = !s.intervention;
   const ctl = $("b-ctl");
@@ -207,7 +209,7 @@ function render(s) {
   else if (!s.controller && s.held && s.mode !== "auto") banner(`${s.held} — touch the joystick or press a key`, true);
   else banner(null);
   const t = s.telemetry, f = (v, u = "") => (v === null || v === undefined ? "–" : `${v}${u}`);
-  $("t-rate").textContent = t.rate_hz === null ? "–" : `${t.rate_hz.toFixed(1)} Hz ±${t.jitter_p99_ms.toFixed(1)} ms`;
+  $("t-rate").textContent = t.rate_hz === null ? "–" : `${t.rate_hz.toFixed(0)} Hz ±${t.jitter_p99_ms.toFixed(1)}`;
   $("t-missed").textContent = f(t.missed);
   $("t-inf").textContent = t.inference_p50_ms === null ? "–" : `${t.inference_p50_ms.toFixed(0)} / ${t.inference_p99_ms.toFixed(0)} ms`;
   $("t-age").textContent = t.chunk_age_ms === null ? "–" : `${t.chunk_age_ms.toFixed(0)} ms`;
