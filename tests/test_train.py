@@ -90,3 +90,26 @@ def test_train_cli(episodes, tmp_path, capsys):
                  "--eval-every", "2", "--batch-size", "4"])
     assert code == 0
     assert (tmp_path / "cli" / "best" / "config.json").is_file()
+
+
+def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
+    from edgeact.data.dataset import EpisodeDataset
+    from edgeact.data.episodes import EpisodeWriter, load_episodes
+    from edgeact.train import intervention_sampler
+
+    for e in range(2):
+        with EpisodeWriter(tmp_path / f"episode_{e:03d}", fps=30, intervention_column=True) as w:
+            for i in range(20):
+                w.add(np.full((16, 16, 3), i, np.uint8), [0.0, 0.1], intervention=e == 0 and i < 2)
+    data = EpisodeDataset(load_episodes(tmp_path), chunk_size=4)
+    flags = data.intervention_mask()
+    assert flags.sum() == 2 and flags[:2].all()
+    said = []
+    sampler = intervention_sampler(data, 10.0, seed=0, progress=said.append)
+    drawn = np.array(list(sampler) + list(sampler) + list(sampler))
+    share = np.isin(drawn, np.flatnonzero(flags)).mean()
+    assert share > 0.2  # 2 of 40 steps (5%) weighted 10x: about 36% of the draws
+    assert "2 of 40 training steps are interventions, drawn 10x" in said[0]
+    assert intervention_sampler(data, 1.0) is None
+    with pytest.raises(ConfigError, match="positive"):
+        intervention_sampler(data, 0.0)

@@ -147,7 +147,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
     batch_size = cfg.batch_size or PRESET_BATCH.get(cfg.preset, 8)
     state_noise = PRESET_STATE_NOISE.get(cfg.preset, 0.0) if cfg.state_noise is None else cfg.state_noise
-    sampler = _intervention_sampler(train_set, cfg, progress)
+    sampler = intervention_sampler(train_set, cfg.intervention_weight, cfg.seed, progress)
     loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                                          drop_last=True, num_workers=cfg.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
@@ -203,12 +203,12 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history)
 
 
-def _intervention_sampler(train_set, cfg: TrainConfig, progress: Callable[[str], None]):
-    """Draw the steps a person corrected ``intervention_weight`` times as often (HG-DAgger's emphasis on
-    takeovers); None (plain shuffling) at weight 1 or when no episode has intervention flags."""
+def intervention_sampler(train_set, weight: float, seed: int = 0, progress: Callable[[str], None] = print):
+    """A sampler drawing the steps where a person took over ``weight`` times as often as the others
+    (HG-DAgger's emphasis on corrections); None (plain shuffling) at weight 1 or without flagged steps."""
     import torch
 
-    w = cfg.intervention_weight
+    w = weight
     if not (w > 0 and math.isfinite(w)):
         raise ConfigError(f"--intervention-weight must be a positive number, got {w}")
     if w == 1.0:
@@ -220,7 +220,7 @@ def _intervention_sampler(train_set, cfg: TrainConfig, progress: Callable[[str],
     progress(f"{int(flags.sum())} of {flags.size} training steps are interventions, drawn {w:g}x as often")
     weights = torch.as_tensor(np.where(flags, w, 1.0), dtype=torch.double)
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(train_set), replacement=True,
-                                                  generator=torch.Generator().manual_seed(cfg.seed + 1))
+                                                  generator=torch.Generator().manual_seed(seed + 1))
 
 
 def _train_step(policy, normalizers, optimizer, batch, device, grad_clip_norm: float,

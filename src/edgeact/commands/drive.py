@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--actuator", "--arduino_port", dest="actuator", required=True, metavar="DST",
                    help="serial port (/dev/ttyUSB0), a pyserial URL, 'sim' (simulated Arduino on a pty) or 'none'")
     p.add_argument("--model", "--checkpoint", dest="model", default=None, metavar="BUNDLE",
-                   help="policy for auto-steer and auto (bundle, checkpoint or 'fake[:MS]'); without it, user mode only")
+                   help="policy for auto-steer and auto (bundle, checkpoint or 'fake[:MS]'); "
+                   "without it, user mode only")
     p.add_argument("--backend", default=None, metavar="NAME", help="backend for --model (default auto)")
     p.add_argument("--record", default=None, metavar="DIR", help="record episodes into DIR (toggled from the page, "
                    "the gamepad or R)")
@@ -44,8 +45,10 @@ def register(subparsers) -> None:
                    help="|throttle| limit in [0, 1] (default 1); the page's slider starts at min(0.5, X)")
     p.add_argument("--heartbeat", type=float, default=250.0, metavar="MS",
                    help="neutral when the page in control is silent this long (default 250)")
-    p.add_argument("--video-fps", type=float, default=15.0, metavar="FPS", help="the page's video rate cap (default 15)")
-    p.add_argument("--size", default="360x640", metavar="HxW", help="camera frame size without --model (default 360x640)")
+    p.add_argument("--video-fps", type=float, default=15.0, metavar="FPS",
+                   help="the page's video rate cap (default 15)")
+    p.add_argument("--size", default="360x640", metavar="HxW",
+                   help="camera frame size without --model (default 360x640)")
     p.add_argument("--token", default=None, help="the page's token (default: a fresh random one)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--telemetry", default=None, metavar="FILE.jsonl", help="ticks, stages and events as JSON lines")
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if report.video_latency_ms.get("n"):
         lat = report.video_latency_ms
         print(f"video latency (capture → shown, measured in the page): p50 {lat['p50']:.0f} ms, "
-              f"p99 {lat['p99']:.0f} ms over {lat['n']} frames")
+              f"p99 {lat['p99']:.0f} ms over {lat['n']:.0f} frames")
     return 0 if report.run.neutral_at_exit else 1
 
 

@@ -67,7 +67,8 @@ class DriveBench:
         rows.append(("streaming CPU (of one core)", *(pct(p.streaming_cpu_s, p.wall_s) for p in self.phases)))
         rows.append(("edgeact process CPU", *(pct(p.process_cpu_s, p.wall_s) for p in self.phases)))
         rows.append(("browser CPU", *(pct(p.browser_cpu_s, p.wall_s) for p in self.phases)))
-        rows.append(("load average before / after", *(f"{p.load_before:.2f} / {p.load_after:.2f}" for p in self.phases)))
+        rows.append(("load average before / after",
+                     *(f"{p.load_before:.2f} / {p.load_after:.2f}" for p in self.phases)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"edgeact drive benchmark: {self.backend}, {self.rate_hz:g} Hz for {self.duration_s:g} s per phase, "
                  f"video cap {self.video_fps:g} fps, {self.cores} cores"]

@@ -81,7 +81,7 @@ class _Axis:
 class Gamepad:
     """Reads one device in a thread; sends ``sink(SOURCE, message)``, ``lost(SOURCE, reason)`` on loss."""
 
-    def __init__(self, path: str, sink: Callable[[str, Message], None], lost: Callable[[str, str], None],
+    def __init__(self, path: str, sink: Callable[[str, Message], object], lost: Callable[[str, str], None],
                  open_device: Callable[[str], InputDevice] = open_evdev, deadzone: float = 0.08,
                  retry_s: float = 1.0) -> None:
         self.path = path

@@ -20,7 +20,9 @@ PHONE_VIEWPORT = (412, 915)  # CSS pixels of a common phone
 def find_chromium() -> tuple[str, str]:
     """(browser, chromedriver) paths; ConfigError naming the packages when either is missing."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    driver = shutil.which("chromedriver")
+    if driver is None and os.path.exists("/usr/bin/chromedriver"):  # Debian's, outside a venv's PATH
+        driver = "/usr/bin/chromedriver"
     if not browser or not driver:
         raise ConfigError("needs a Chromium and its driver: apt install chromium chromium-driver "
                           "(scripts/install-test-system-packages.sh installs them)")

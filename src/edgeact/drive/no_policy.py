@@ -16,8 +16,9 @@ class NoPolicy:
     name = "none"
 
     def __init__(self, image_size: tuple[int, int] = (360, 640), fps: float = 30.0) -> None:
-        self.spec = PolicySpec(camera_names=("cam_front",), image_size=tuple(image_size), state_dim=2,
-                               action_dim=2, chunk_size=1, fps=fps)
+        h, w = image_size
+        self.spec = PolicySpec(camera_names=("cam_front",), image_size=(int(h), int(w)), state_dim=2, action_dim=2,
+                               chunk_size=1, fps=fps)
 
     def predict_chunk(self, image: np.ndarray, state: np.ndarray) -> np.ndarray:
         return np.zeros((1, 2), dtype=np.float32)

@@ -50,12 +50,14 @@ class Cadence:
     interventions: int  # steps flagged as a person's takeover
 
     def row(self) -> str:
-        return (f"{self.episode:<13} {self.steps:>6} {self.duration_s:>7.1f} {self.achieved_hz:>6.1f}/{self.target_hz:<4g} "
-                f"{self.dropped:>7} {self.step_ms_p50:>7.1f} {self.step_ms_p99:>7.1f} {self.interventions:>6}")
+        return (f"{self.episode:<13} {self.steps:>6} {self.duration_s:>7.1f} "
+                f"{self.achieved_hz:>6.1f}/{self.target_hz:<4g} {self.dropped:>7} {self.step_ms_p50:>7.1f} "
+                f"{self.step_ms_p99:>7.1f} {self.interventions:>6}")
 
 
 def format_cadence(reports: list[Cadence]) -> str:
-    head = f"{'episode':<13} {'steps':>6} {'secs':>7} {'Hz/target':>11} {'dropped':>7} {'p50 ms':>7} {'p99 ms':>7} {'interv':>6}"
+    head = (f"{'episode':<13} {'steps':>6} {'secs':>7} {'Hz/target':>11} {'dropped':>7} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'interv':>6}")
     return "\n".join([head, *(r.row() for r in reports)]) if reports else "no episodes recorded"
 
 
@@ -78,6 +80,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._writer: EpisodeWriter | None = None
         self._want: str | None = None  # a request for the recorder thread: start, stop, restart
+        self._recording = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._steps: list[float] = []
@@ -108,7 +111,8 @@ class Recorder:
 
     @property
     def recording(self) -> bool:
-        return self._writer is not None if self._want is None else self._want in ("start", "restart")
+        """Whether an episode is being recorded (as asked: the recorder thread follows within a frame)."""
+        return self._recording
 
     @property
     def steps(self) -> int:
@@ -122,8 +126,9 @@ class Recorder:
     def toggle(self) -> bool:
         """Start or end an episode; True when recording after the call."""
         with self._lock:
-            self._want = "stop" if self.recording else "start"
-            return self._want == "start"
+            self._recording = not self._recording
+            self._want = "start" if self._recording else "stop"
+            return self._recording
 
     def rerecord(self) -> None:
         with self._lock:
@@ -180,6 +185,7 @@ class Recorder:
             log.error("recording failed, episode dropped: %s", err)
             self._emit("record-error", str(err))
             self._abort()
+            self._recording = False
             return
         self._steps.append(t_capture)
         self._interventions += int(ex.intervention)

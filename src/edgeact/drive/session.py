@@ -56,7 +56,7 @@ class DriveReport:
     run: RunReport
     cadence: list[Cadence]
     interventions: int
-    video_latency_ms: dict[str, float]
+    video_latency_ms: dict[str, float]  # n, p50, p99 as the page measured them
 
 
 class DriveSession:
@@ -115,7 +115,8 @@ class DriveSession:
         return self.runtime.wait(timeout)
 
     def stop(self, reason: str = "stopped") -> DriveReport:
-        """Neutral first (the runtime), then the gamepad, the page and the recorder (the episode in progress is kept)."""
+        """Neutral first (the runtime), then the gamepad, the page and the recorder (which keeps the episode
+        in progress)."""
         run = self.runtime.stop(reason)
         if not self._stopped:
             self._stopped = True
@@ -126,8 +127,9 @@ class DriveSession:
                     except Exception:  # noqa: BLE001 - the others must still stop
                         log.exception("stopping %s", part)
         lat = np.asarray(self.latency_ms, dtype=np.float64)
-        latency = ({"n": int(lat.size), "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
-                   if lat.size else {"n": 0})
+        latency: dict[str, float] = {"n": float(lat.size)}
+        if lat.size:
+            latency.update(p50=float(np.percentile(lat, 50)), p99=float(np.percentile(lat, 99)))
         return DriveReport(run, list(self.recorder.cadence) if self.recorder else [], self.pilot.interventions,
                            latency)
 

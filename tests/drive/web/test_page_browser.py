@@ -273,8 +273,8 @@ def test_a_recorded_episode_loads_in_train_and_data_view(browser, session, tmp_p
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "intervention" in out.stdout and (tmp_path / "run" / "best" / "model.safetensors").is_file()
-    view = subprocess.run([sys.executable, "-m", "edgeact.cli", "data", "view", data, "--out", str(tmp_path / "v.html")],
-                          capture_output=True, text=True, timeout=120)
+    view = subprocess.run([sys.executable, "-m", "edgeact.cli", "data", "view", data, "--out",
+                           str(tmp_path / "v.html")], capture_output=True, text=True, timeout=120)
     assert view.returncode == 0, view.stderr
     html = (tmp_path / "v.html").read_text()
     assert html.count('class="ep"') == 2 and "intervention steps" in html and 'class="person"' in html

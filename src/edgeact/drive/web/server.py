@@ -17,6 +17,7 @@ queues them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -137,8 +138,8 @@ class DriveServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        if self.port == 0:
-            self.port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the port the OS chose
+        if self.port == 0:  # the port the OS chose
+            self.port = self._runner.addresses[0][1]
         self._video_cond = asyncio.Condition()
         self._encoder = asyncio.get_running_loop().create_task(self._encode_loop())
 
@@ -214,10 +215,13 @@ class DriveServer:
         sent = 0
         while not ws.closed:
             async with self._video_cond:
-                await self._video_cond.wait_for(lambda: self._video_version > sent)
+                await self._video_cond.wait_for(functools.partial(self._newer_than, sent))
                 data, sent = self._video, self._video_version
             if data is not None:
                 await ws.send_bytes(data)  # waits while the socket is full: the next loop takes the newest
+
+    def _newer_than(self, version: int) -> bool:
+        return self._video_version > version
 
     async def _encode_loop(self) -> None:
         assert self._video_cond is not None
@@ -245,7 +249,8 @@ class DriveServer:
         h, w = image.shape[:2]
         if w > self.video_width:
             image = cv2.resize(image, (self.video_width, round(h * self.video_width / w)), interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self.video_quality])
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.video_quality])
         self.encode_s += time.thread_time() - t0
         if not ok:
             return None
