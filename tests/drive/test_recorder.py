@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -108,3 +109,25 @@ def test_a_crash_mid_episode_loses_only_that_episode(tmp_path):
     rec.start()  # a new session cleans the leftover up
     rec.stop()
     assert [p.name for p in root.iterdir()] == ["episode_000"]
+
+
+def test_auto_record_follows_the_throttle(tmp_path, monkeypatch):
+    from edgeact.drive import recorder as R
+
+    monkeypatch.setattr(R, "AUTO_IDLE_S", 0.3)
+    cam, feed = CountingCamera(fps=60.0), Feed()
+    rec = Recorder(tmp_path / "eps", 30.0, cam, feed, auto_record=True)
+    cam.start()
+    rec.start()
+    try:
+        time.sleep(0.3)
+        assert not rec.recording  # standing still: nothing recorded
+        feed.set(0.0, 0.4)
+        assert wait_for(lambda: rec.recording and rec.steps >= 5, 5.0)
+        feed.set(0.0, 0.0)
+        assert wait_for(lambda: rec.episodes == 1 and not rec.recording, 5.0)
+    finally:
+        rec.stop()
+        cam.stop()
+    (ep,) = load_episodes(tmp_path / "eps")
+    assert np.isclose(ep.actions[0, 1], 0.4) and np.isclose(ep.actions[-1, 1], 0.0)  # ends with the stop

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
                    "the gamepad or R)")
     p.add_argument("--record-fps", type=float, default=None, metavar="FPS",
                    help="episode rate (default: the policy's fps, 30 without a model)")
+    p.add_argument("--auto-record", action="store_true",
+                   help="with --record: an episode starts when the rover moves and ends after 1 s stopped")
     p.add_argument("--web", default="127.0.0.1:8887", metavar="HOST:PORT",
                    help="where the page listens (default 127.0.0.1:8887, this machine only; 0.0.0.0:8887 for a phone)")
     p.add_argument("--gamepad", default=None, metavar="DEVICE", help="evdev gamepad on the Pi (/dev/input/eventN)")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                               keyboard=False, realtime=not args.no_realtime, telemetry_path=args.telemetry,
                               status_every_s=0.0),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),
-        record_dir=args.record, record_fps=args.record_fps, host=host, port=port, token=args.token,
+        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port, token=args.token,
         video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:

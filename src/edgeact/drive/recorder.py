@@ -11,6 +11,10 @@ Atomic per episode: steps go to a hidden temporary folder that is renamed into p
 the episode ends (:class:`~edgeact.data.episodes.EpisodeWriter`), so a crash or a power cut
 loses at most the episode in progress. Temporary folders left by a crash are removed at
 start.
+
+``auto_record``: an episode starts when the rover moves (|throttle| executed above
+``AUTO_THROTTLE``) and ends after ``AUTO_IDLE_S`` without throttle, as Donkeycar's
+auto-record-on-throttle does.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from edgeact.errors import DataError
 from edgeact.runtime.cameras import Camera
 
 log = logging.getLogger("edgeact.drive")
+
+AUTO_THROTTLE = 0.05
+AUTO_IDLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ class Recorder:
     again; ``erase_last()`` deletes the last episode this session recorded."""
 
     def __init__(self, root: str | os.PathLike, fps: float, camera: Camera, executed: Callable[[], Executed],
-                 jpeg_quality: int = 90, on_event: Callable[[str, str], None] | None = None) -> None:
+                 jpeg_quality: int = 90, on_event: Callable[[str, str], None] | None = None,
+                 auto_record: bool = False) -> None:
         if not fps > 0:
             raise DataError(f"recording fps must be positive, got {fps}")
         self.root = Path(root)
@@ -81,6 +89,8 @@ class Recorder:
         self._writer: EpisodeWriter | None = None
         self._want: str | None = None  # a request for the recorder thread: start, stop, restart
         self._recording = False
+        self.auto_record = auto_record
+        self._last_throttle_t = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._steps: list[float] = []
@@ -156,6 +166,8 @@ class Recorder:
         next_slot = 0.0
         period = 1.0 / self.fps
         while not self._stop.is_set():
+            if self.auto_record:
+                self._follow_throttle()
             self._handle_request()
             frame = self.camera.wait_new(last_index, timeout=0.1)
             if frame is None or self._writer is None:
@@ -190,6 +202,17 @@ class Recorder:
         self._steps.append(t_capture)
         self._interventions += int(ex.intervention)
         self._prev = action
+
+    def _follow_throttle(self) -> None:
+        now = time.monotonic()
+        moving = abs(self.executed().throttle) > AUTO_THROTTLE
+        if moving:
+            self._last_throttle_t = now
+        with self._lock:
+            if moving and not self._recording:
+                self._recording, self._want = True, "start"
+            elif self._recording and not moving and now - self._last_throttle_t > AUTO_IDLE_S:
+                self._recording, self._want = False, "stop"
 
     def _handle_request(self) -> None:
         with self._lock:

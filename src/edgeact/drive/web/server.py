@@ -75,6 +75,8 @@ class DriveServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._native_id = 0
+        self._status_cache: dict[str, Any] = {}
+        self._status_t = -1.0
 
     # ---- lifecycle (caller's thread) ---------------------------------------------------------
 
@@ -204,11 +206,18 @@ class DriveServer:
 
     async def _send_status(self, ws: web.WebSocketResponse, source: str) -> None:
         while not ws.closed:
-            status = self.controls.status()
-            status["type"] = "status"
+            status = dict(self._status())
             status["you"] = status.get("controller") == source
             await ws.send_json(status)
             await asyncio.sleep(STATUS_PERIOD_S)
+
+    def _status(self) -> dict[str, Any]:
+        """The rover's state, computed once per period however many pages are open."""
+        now = time.monotonic()
+        if now - self._status_t >= STATUS_PERIOD_S / 2:
+            self._status_cache = {**self.controls.status(), "type": "status"}
+            self._status_t = now
+        return self._status_cache
 
     async def _send_video(self, ws: web.WebSocketResponse) -> None:
         assert self._video_cond is not None
