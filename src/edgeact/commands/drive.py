@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     check_record_dir(args.record)
     config = DriveConfig(
         runtime=RuntimeConfig(rate_hz=args.rate, duration_s=args.duration, max_throttle=args.max_throttle,
-                              keyboard=False, realtime=not args.no_realtime, telemetry_path=args.telemetry,
+                              keyboard=True, realtime=not args.no_realtime, telemetry_path=args.telemetry,
                               status_every_s=0.0),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),
         record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port, token=args.token,

@@ -90,8 +90,10 @@ class DriveSession:
 
     def start(self) -> None:
         """Start the runtime (control loop in a background thread), then the recorder, page and gamepad."""
-        from edgeact.drive.web.server import DriveServer
-
+        try:
+            from edgeact.drive.web.server import DriveServer
+        except ImportError as err:
+            raise ConfigError(f"edgeact drive needs aiohttp ({err}): pip install 'edgeact[drive]'") from err
         self.runtime.start()
         try:
             if self.recorder is not None:

@@ -138,6 +138,31 @@ def test_frames_arrive_and_keys_move_the_simulated_rover(browser, session, shots
     print(f"video latency capture->shown: p50 {lat[len(lat) // 2]:.0f} ms over {len(lat)} frames")
 
 
+def test_touch_joystick_and_browser_gamepad_drive(browser, session):
+    pad = browser.find_element(By.ID, "pad")
+    w = pad.size["width"]
+    # a finger (pointer) held up and right of the centre
+    ActionChains(browser).move_to_element_with_offset(pad, int(w * 0.3), -int(w * 0.3)).click_and_hold().perform()
+    try:
+        assert wait_for(lambda: outputs(session)[0] > 0.4 and outputs(session)[1] > 0.2, 10.0)
+    finally:
+        ActionChains(browser).release().perform()
+    assert wait_for(lambda: outputs(session) == (0.0, 0.0), 5.0)
+    # a browser gamepad (standard mapping): left stick X steers, right stick Y throttles, B stops
+    browser.execute_script("""
+        window.fakePad = {axes: [-0.8, 0, 0, -1], buttons: Array.from({length: 16}, () => ({pressed: false}))};
+        navigator.getGamepads = () => [window.fakePad];""")
+    assert wait_for(lambda: outputs(session)[0] < -0.7 and outputs(session)[1] > 0.4, 10.0)
+    browser.execute_script("window.fakePad.buttons[1] = {pressed: true};")  # B: emergency stop
+    assert wait_for(lambda: session.runtime.estop.triggered and outputs(session) == (0.0, 0.0), 5.0)
+    browser.execute_script("window.fakePad.buttons[1] = {pressed: false}; window.fakePad.axes = [0, 0, 0, 0];")
+    time.sleep(0.2)
+    browser.execute_script("window.fakePad.buttons[1] = {pressed: true};")  # B again: release
+    assert wait_for(lambda: not session.runtime.estop.triggered, 5.0)
+    browser.execute_script("navigator.getGamepads = () => [];")
+    assert outputs(session) == (0.0, 0.0)
+
+
 def test_stop_latches_neutral_within_one_period_and_stays(browser, session, shots):
     board = session.actuator.sim
     key_down(browser, Keys.ARROW_UP)
