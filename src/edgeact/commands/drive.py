@@ -78,7 +78,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def _backend(args: argparse.Namespace):
     if args.model is None:
-        from edgeact.drive.no_policy import NoPolicy
+        from edgeact.teleop.no_policy import NoPolicy
 
         return NoPolicy(parse_size(args.size), fps=args.record_fps or 30.0)
     if args.model == "fake" or args.model.startswith("fake:"):
@@ -92,9 +92,9 @@ def _backend(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact.drive.pilot import PilotConfig
-    from edgeact.drive.recorder import format_cadence
-    from edgeact.drive.session import DriveConfig, DriveSession, check_record_dir
+    from edgeact.teleop.pilot import PilotConfig
+    from edgeact.teleop.recorder import format_cadence
+    from edgeact.teleop.session import DriveConfig, DriveSession, check_record_dir
     from edgeact.runtime import RuntimeConfig
     from edgeact.runtime.parts import open_parts
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeact.drive.pilot import Executed
+from edgeact.teleop.pilot import Executed
 from edgeact.runtime.cameras import Camera
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edgeact.drive.messages import Button, Control, Message, SetMode, StepMaxThrottle
+from edgeact.teleop.messages import Button, Control, Message, SetMode, StepMaxThrottle
 from edgeact.errors import ConfigError
 
 log = logging.getLogger("edgeact.drive")

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from edgeact.drive.messages import MessageError, parse_message
+from edgeact.teleop.messages import MessageError, parse_message
 
 log = logging.getLogger("edgeact.drive")
 

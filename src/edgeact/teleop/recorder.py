@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeact.data.episodes import EpisodeWriter, episode_name, next_episode_index
-from edgeact.drive.pilot import Executed
+from edgeact.teleop.pilot import Executed
 from edgeact.errors import DataError
 from edgeact.runtime.cameras import Camera
 

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from edgeact.data.episodes import load_episodes
-from edgeact.drive.recorder import format_cadence
-from edgeact.drive.session import DriveConfig, DriveSession
+from edgeact.teleop.recorder import format_cadence
+from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime import RuntimeConfig
 from edgeact.runtime.fake import parse_fake
 from edgeact.runtime.parts import open_parts

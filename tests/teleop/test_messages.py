@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edgeact.drive.messages import (
+from edgeact.teleop.messages import (
     MAX_MESSAGE_BYTES,
     Button,
     Control,

@@ -8,7 +8,7 @@
     session.wait()           # until Ctrl-C / SIGTERM / a fatal fault
     report = session.stop()  # neutral first; then every part
 
-Every input (page, gamepad) arrives as a :mod:`~edgeact.drive.messages` message through
+Every input (page, gamepad) arrives as a :mod:`~edgeact.teleop.messages` message through
 :meth:`DriveSession.apply`; every page reads :meth:`DriveSession.status`. The state (mode,
 recording, emergency stop) lives here, on the rover: a reload or a second page shows the
 truth.
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.drive.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
-from edgeact.drive.pilot import MODES, PersonInput, Pilot, PilotConfig
-from edgeact.drive.recorder import Cadence, Recorder
+from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
+from edgeact.teleop.pilot import MODES, PersonInput, Pilot, PilotConfig
+from edgeact.teleop.recorder import Cadence, Recorder
 from edgeact.errors import ConfigError
 from edgeact.runtime.loop import Runtime, RuntimeConfig
 from edgeact.runtime.telemetry import RunReport
@@ -91,7 +91,7 @@ class DriveSession:
     def start(self) -> None:
         """Start the runtime (control loop in a background thread), then the recorder, page and gamepad."""
         try:
-            from edgeact.drive.web.server import DriveServer
+            from edgeact.teleop.web.server import DriveServer
         except ImportError as err:
             raise ConfigError(f"edgeact drive needs aiohttp ({err}): pip install 'edgeact[drive]'") from err
         self.runtime.start()
@@ -102,7 +102,7 @@ class DriveSession:
                                       video_fps=self.config.video_fps, video_quality=self.config.video_quality)
             self.server.start()
             if self.config.gamepad:
-                from edgeact.drive.gamepad import Gamepad
+                from edgeact.teleop.gamepad import Gamepad
 
                 self.gamepad = Gamepad(self.config.gamepad, self.apply, self.pilot.lost)
                 self.gamepad.start()

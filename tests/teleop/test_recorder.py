@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from edgeact.data.episodes import load_episodes
-from edgeact.drive.recorder import Recorder, format_cadence
+from edgeact.teleop.recorder import Recorder, format_cadence
 from edgeact.runtime.safety import wait_for
 
-from drive_fakes import CountingCamera, Feed
+from teleop_fakes import CountingCamera, Feed
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_a_crash_mid_episode_loses_only_that_episode(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from drive_fakes import CountingCamera, Feed
-        from edgeact.drive.recorder import Recorder
+        from teleop_fakes import CountingCamera, Feed
+        from edgeact.teleop.recorder import Recorder
         cam, feed = CountingCamera(fps=60.0), Feed()
         feed.set(0.2, 0.3)
         rec = Recorder({str(root)!r}, 30.0, cam, feed)
@@ -112,7 +112,7 @@ def test_a_crash_mid_episode_loses_only_that_episode(tmp_path):
 
 
 def test_auto_record_follows_the_throttle(tmp_path, monkeypatch):
-    from edgeact.drive import recorder as R
+    from edgeact.teleop import recorder as R
 
     monkeypatch.setattr(R, "AUTO_IDLE_S", 0.3)
     cam, feed = CountingCamera(fps=60.0), Feed()

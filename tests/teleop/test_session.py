@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from edgeact.drive.messages import Button, Control, SetMaxThrottle, SetMode, StepMaxThrottle
-from edgeact.drive.no_policy import NoPolicy
-from edgeact.drive.session import DriveConfig, DriveSession
+from edgeact.teleop.messages import Button, Control, SetMaxThrottle, SetMode, StepMaxThrottle
+from edgeact.teleop.no_policy import NoPolicy
+from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime import RuntimeConfig, open_actuator
 
-from drive_fakes import CountingCamera
+from teleop_fakes import CountingCamera
 
 
 def session(**kw) -> DriveSession:

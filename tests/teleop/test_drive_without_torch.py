@@ -9,8 +9,8 @@ import sys, tempfile
 sys.modules['torch'] = None          # any `import torch` now raises ImportError
 sys.modules['matplotlib'] = None
 import edgeact.commands.drive
-from edgeact.drive.no_policy import NoPolicy
-from edgeact.drive.session import DriveConfig, DriveSession
+from edgeact.teleop.no_policy import NoPolicy
+from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime import RuntimeConfig
 from edgeact.runtime.parts import open_parts
 

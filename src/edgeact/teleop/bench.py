@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeact.drive.session import DriveConfig, DriveSession
+from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime.loop import RuntimeConfig
 from edgeact.runtime.telemetry import RunReport
 
@@ -88,7 +88,7 @@ def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0, 
 
 def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, with_page: bool,
            log: Callable[[str], None]) -> Phase:
-    from edgeact.drive.headless import open_chromium, processes_cpu_seconds
+    from edgeact.teleop.headless import open_chromium, processes_cpu_seconds
     from edgeact.runtime.parts import open_parts
 
     label = "with page" if with_page else "without page"

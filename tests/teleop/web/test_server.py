@@ -12,12 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edgeact.drive.no_policy import NoPolicy
-from edgeact.drive.session import DriveConfig, DriveSession
+from edgeact.teleop.no_policy import NoPolicy
+from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime import RuntimeConfig, open_actuator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from drive_fakes import CountingCamera  # noqa: E402
+from teleop_fakes import CountingCamera  # noqa: E402
 
 
 @pytest.fixture(scope="module")

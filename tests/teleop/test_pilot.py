@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeact.drive.pilot import Mode, PersonInput, Pilot, PilotConfig
+from edgeact.teleop.pilot import Mode, PersonInput, Pilot, PilotConfig
 
 POLICY = (0.3, 0.8)
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgeact.drive import gamepad as G
-from edgeact.drive.messages import Button, Control, SetMode, StepMaxThrottle
+from edgeact.teleop import gamepad as G
+from edgeact.teleop.messages import Button, Control, SetMode, StepMaxThrottle
 from edgeact.errors import ConfigError
 from edgeact.runtime.safety import wait_for
 
