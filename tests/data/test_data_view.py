@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from datahelpers import smooth_frame
+
 from edgeact.cli import main
 from edgeact.data.episodes import EpisodeWriter
-
-from datahelpers import smooth_frame
 
 
 def test_report_shows_every_episode_its_frames_plots_and_takeovers(tmp_path, capsys):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeact.teleop.pilot import Executed
 from edgeact.runtime.cameras import Camera
+from edgeact.teleop.pilot import Executed
 
 
 class CountingCamera(Camera):

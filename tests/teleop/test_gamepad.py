@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgeact.teleop import gamepad as G
-from edgeact.teleop.messages import Button, Control, SetMode, StepMaxThrottle
 from edgeact.errors import ConfigError
 from edgeact.runtime.safety import wait_for
+from edgeact.teleop import gamepad as G
+from edgeact.teleop.messages import Button, Control, SetMode, StepMaxThrottle
 
 
 class FakeDevice:

@@ -10,12 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from teleop_fakes import CountingCamera, Feed
 
 from edgeact.data.episodes import load_episodes
-from edgeact.teleop.recorder import Recorder, format_cadence
 from edgeact.runtime.safety import wait_for
-
-from teleop_fakes import CountingCamera, Feed
+from edgeact.teleop.recorder import Recorder, format_cadence
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from teleop_fakes import CountingCamera
+
+from edgeact.runtime import RuntimeConfig, open_actuator
 from edgeact.teleop.messages import Button, Control, SetMaxThrottle, SetMode, StepMaxThrottle
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
-from edgeact.runtime import RuntimeConfig, open_actuator
-
-from teleop_fakes import CountingCamera
 
 
 def session(**kw) -> DriveSession:

@@ -92,11 +92,11 @@ def _backend(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeact.runtime import RuntimeConfig
+    from edgeact.runtime.parts import open_parts
     from edgeact.teleop.pilot import PilotConfig
     from edgeact.teleop.recorder import format_cadence
     from edgeact.teleop.session import DriveConfig, DriveSession, check_record_dir
-    from edgeact.runtime import RuntimeConfig
-    from edgeact.runtime.parts import open_parts
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
                               keyboard=True, realtime=not args.no_realtime, telemetry_path=args.telemetry,
                               status_every_s=0.0),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),
-        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port, token=args.token,
-        video_fps=args.video_fps, gamepad=args.gamepad)
+        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port,
+        token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:
         camera, actuator = open_parts(args.camera, args.actuator, backend.spec.image_size,

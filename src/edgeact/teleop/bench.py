@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime.loop import RuntimeConfig
 from edgeact.runtime.telemetry import RunReport
+from edgeact.teleop.session import DriveConfig, DriveSession
 
 
 @dataclass
@@ -88,8 +88,8 @@ def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0, 
 
 def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, with_page: bool,
            log: Callable[[str], None]) -> Phase:
-    from edgeact.teleop.headless import open_chromium, processes_cpu_seconds
     from edgeact.runtime.parts import open_parts
+    from edgeact.teleop.headless import open_chromium, processes_cpu_seconds
 
     label = "with page" if with_page else "without page"
     driver = profile = None

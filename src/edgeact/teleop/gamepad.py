@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from edgeact.teleop.messages import Button, Control, Message, SetMode, StepMaxThrottle
 from edgeact.errors import ConfigError
+from edgeact.teleop.messages import Button, Control, Message, SetMode, StepMaxThrottle
 
 log = logging.getLogger("edgeact.drive")
 

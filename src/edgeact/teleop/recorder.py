@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeact.data.episodes import EpisodeWriter, episode_name, next_episode_index
-from edgeact.teleop.pilot import Executed
 from edgeact.errors import DataError
 from edgeact.runtime.cameras import Camera
+from edgeact.teleop.pilot import Executed
 
 log = logging.getLogger("edgeact.drive")
 

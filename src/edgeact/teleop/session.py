@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
-from edgeact.teleop.pilot import MODES, PersonInput, Pilot, PilotConfig
-from edgeact.teleop.recorder import Cadence, Recorder
 from edgeact.errors import ConfigError
 from edgeact.runtime.loop import Runtime, RuntimeConfig
 from edgeact.runtime.telemetry import RunReport
+from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
+from edgeact.teleop.pilot import MODES, PersonInput, Pilot, PilotConfig
+from edgeact.teleop.recorder import Cadence, Recorder
 
 log = logging.getLogger("edgeact.drive")
 
@@ -128,7 +128,7 @@ class DriveSession:
                 if part is not None:
                     try:
                         part.stop()
-                    except Exception:  # noqa: BLE001 - the others must still stop
+                    except Exception:
                         log.exception("stopping %s", part)
         lat = np.asarray(self.latency_ms, dtype=np.float64)
         latency: dict[str, float] = {"n": float(lat.size)}
@@ -185,9 +185,8 @@ class DriveSession:
             rec.toggle()
         elif name == "rerecord":
             rec.rerecord()
-        elif name == "erase_last":
-            if rec.erase_last() is None:
-                return "no episode of this session to erase"
+        elif name == "erase_last" and rec.erase_last() is None:
+            return "no episode of this session to erase"
         return None
 
     def lost(self, source: str, reason: str) -> None:

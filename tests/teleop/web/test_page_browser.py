@@ -23,12 +23,12 @@ import numpy as np
 import pytest
 
 from edgeact.data.episodes import load_episodes
-from edgeact.teleop.recorder import format_cadence
-from edgeact.teleop.session import DriveConfig, DriveSession
 from edgeact.runtime import RuntimeConfig
 from edgeact.runtime.fake import parse_fake
 from edgeact.runtime.parts import open_parts
 from edgeact.runtime.safety import ESTOP, wait_for
+from edgeact.teleop.recorder import format_cadence
+from edgeact.teleop.session import DriveConfig, DriveSession
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -175,7 +175,7 @@ def test_stop_latches_neutral_within_one_period_and_stays(browser, session, shot
         latch = session.runtime.safety.latched[ESTOP]
         # the tick that saw the stop sent neutral: every tick from the latch on is neutral
         tel = session.runtime.telemetry
-        with tel._lock:  # noqa: SLF001
+        with tel._lock:
             t = np.array(tel.tick_t)
             neutral = np.array(tel.tick_neutral, dtype=bool)
         assert neutral[t >= latch.t_start].all()
@@ -256,12 +256,12 @@ def test_auto_lets_the_policy_drive_and_a_key_is_an_intervention(browser, sessio
 
 def test_a_second_controller_takes_over_and_an_idle_one_never_drives(browser, session, shots):
     async def second_page(active: bool, seconds: float) -> None:
-        async with aiohttp.ClientSession() as http:
-            async with http.ws_connect(session.url.replace("http", "ws").replace("/?", "/ws?")) as ws:
-                end = time.monotonic() + seconds
-                while time.monotonic() < end:
-                    await ws.send_json({"type": "control", "steering": 0.8, "throttle": 1.0, "active": active})
-                    await asyncio.sleep(0.1)
+        url = session.url.replace("http", "ws").replace("/?", "/ws?")
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                await ws.send_json({"type": "control", "steering": 0.8, "throttle": 1.0, "active": active})
+                await asyncio.sleep(0.1)
 
     key_down(browser, Keys.ARROW_UP)
     try:

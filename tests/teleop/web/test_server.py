@@ -12,12 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from edgeact.runtime import RuntimeConfig, open_actuator
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
-from edgeact.runtime import RuntimeConfig, open_actuator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from teleop_fakes import CountingCamera  # noqa: E402
+from teleop_fakes import CountingCamera
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,8 @@ def base(session) -> str:
 
 
 async def _get(url: str, **kw) -> tuple[int, str, dict]:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(url, **kw) as r:
-            return r.status, await r.text(), dict(r.cookies)
+    async with aiohttp.ClientSession() as http, http.get(url, **kw) as r:
+        return r.status, await r.text(), dict(r.cookies)
 
 
 def test_without_the_token_everything_is_401(session):
@@ -54,26 +53,26 @@ def test_without_the_token_everything_is_401(session):
 
 async def _exchange(session, sends: list, wait_s: float = 0.6) -> tuple[list[dict], list[bytes], int | None]:
     texts, frames = [], []
-    async with aiohttp.ClientSession() as http:
-        async with http.ws_connect(f"{base(session)}/ws?token={session.token}", max_msg_size=0) as ws:
-            for item in sends:
-                if isinstance(item, bytes):
-                    await ws.send_bytes(item)
-                else:
-                    await ws.send_str(item if isinstance(item, str) else json.dumps(item))
-            end = asyncio.get_running_loop().time() + wait_s
-            while (left := end - asyncio.get_running_loop().time()) > 0:
-                try:
-                    msg = await ws.receive(timeout=left)
-                except asyncio.TimeoutError:
-                    break
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    texts.append(json.loads(msg.data))
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    frames.append(msg.data)
-                else:
-                    break
-            return texts, frames, ws.close_code
+    url = f"{base(session)}/ws?token={session.token}"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
+        for item in sends:
+            if isinstance(item, bytes):
+                await ws.send_bytes(item)
+            else:
+                await ws.send_str(item if isinstance(item, str) else json.dumps(item))
+        end = asyncio.get_running_loop().time() + wait_s
+        while (left := end - asyncio.get_running_loop().time()) > 0:
+            try:
+                msg = await ws.receive(timeout=left)
+            except asyncio.TimeoutError:
+                break
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                texts.append(json.loads(msg.data))
+            elif msg.type == aiohttp.WSMsgType.BINARY:
+                frames.append(msg.data)
+            else:
+                break
+        return texts, frames, ws.close_code
 
 
 def test_the_socket_sends_state_and_newest_frames(session):
