@@ -1,14 +1,23 @@
-"""Stand-ins for the drive tests: a frame source and an executed-command feed."""
+"""Stand-ins for the drive tests: a frame source, an executed-command feed, a test run's settings."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgeact.runtime.cameras import Camera
+from edgeact.runtime.cameras import ThreadedCamera
+from edgeact.runtime.config import ProcessConfig, RuntimeConfig
+from edgeact.runtime.limits import Limits
 from edgeact.teleop.pilot import Executed
 
 
-class CountingCamera(Camera):
+def quiet_runtime(rate_hz: float = 50.0, max_throttle: float = 1.0, slew: bool = True, **kw) -> RuntimeConfig:
+    """A run that leaves the test process alone: no signal handlers, no SCHED_FIFO, no terminal keys."""
+    limits = Limits(max_throttle=max_throttle) if slew else Limits(max_throttle, None, None)
+    return RuntimeConfig(rate_hz=rate_hz, limits=limits,
+                         process=ProcessConfig(handle_signals=False, realtime=False, keyboard=False), **kw)
+
+
+class CountingCamera(ThreadedCamera):
     """Frames at ``fps`` whose pixels encode their index (so a test can tell them apart)."""
 
     name = "counting"

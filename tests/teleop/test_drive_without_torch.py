@@ -11,12 +11,12 @@ sys.modules['matplotlib'] = None
 import edgeact.commands.drive
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
-from edgeact.runtime import RuntimeConfig
-from edgeact.runtime.parts import open_parts
+from edgeact.drive import Parts, open_parts
+from edgeact.runtime.config import ProcessConfig, RuntimeConfig
 
-cam, act = open_parts("sim", "sim", (90, 160))
-cfg = DriveConfig(runtime=RuntimeConfig(rate_hz=50, handle_signals=False, realtime=False, keyboard=False),
-                  port=0, record_dir=tempfile.mkdtemp())
+cam, act = open_parts(Parts(camera="sim", actuator="sim"), (90, 160))
+quiet = ProcessConfig(handle_signals=False, realtime=False, keyboard=False)
+cfg = DriveConfig(runtime=RuntimeConfig(rate_hz=50, process=quiet), port=0, record_dir=tempfile.mkdtemp())
 s = DriveSession(NoPolicy((90, 160)), cam, act, cfg, has_policy=False)
 s.start()
 assert s.url.startswith("http://127.0.0.1:")

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from edgeact.errors import ConfigError
-from edgeact.runtime.safety import wait_for
 from edgeact.teleop import gamepad as G
 from edgeact.teleop.messages import Button, Control, SetMode, StepMaxThrottle
+from polling import wait_for
 
 
 class FakeDevice:

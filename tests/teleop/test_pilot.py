@@ -94,8 +94,7 @@ def test_auto_lets_the_policy_drive_and_a_person_takes_over_and_hands_back():
     press(pilot, "page 1", -1.0, 0.0)
     d = pilot.decide(clock.t, POLICY)
     assert d.command == (-1.0, 0.0) and d.intervention and not d.uses_policy
-    pilot.executed(clock.t, -1.0, 0.0, False, "")
-    assert pilot.last_executed.intervention and pilot.interventions == 1
+    assert pilot.intervening and pilot.interventions == 1
     press(pilot, "page 1", active=False)  # released: the policy drives again
     d = pilot.decide(clock.t, POLICY)
     assert d.command == (0.3, 0.6) and not d.intervention

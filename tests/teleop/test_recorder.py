@@ -13,8 +13,8 @@ import pytest
 from teleop_fakes import CountingCamera, Feed
 
 from edgeact.data.episodes import load_episodes
-from edgeact.runtime.safety import wait_for
 from edgeact.teleop.recorder import Recorder, format_cadence
+from polling import wait_for
 
 
 @pytest.fixture

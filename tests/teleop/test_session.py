@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from teleop_fakes import CountingCamera
+from teleop_fakes import CountingCamera, quiet_runtime
 
-from edgeact.runtime import RuntimeConfig, open_actuator
+from edgeact.runtime import open_actuator
 from edgeact.teleop.messages import Button, Control, SetMaxThrottle, SetMode, StepMaxThrottle
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
 
 
 def session(**kw) -> DriveSession:
-    cfg = DriveConfig(runtime=RuntimeConfig(handle_signals=False, realtime=False, max_throttle=0.6), **kw)
+    cfg = DriveConfig(runtime=quiet_runtime(max_throttle=0.6), **kw)
     return DriveSession(NoPolicy((24, 32)), CountingCamera(), open_actuator("none"), cfg, has_policy=False)
 
 

@@ -37,16 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    if args.model == "fake" or args.model.startswith("fake:"):
-        from edgeact.runtime.fake import parse_fake
+    from edgeact.drive import open_policy
 
-        backend = parse_fake(args.model)
-    else:
-        import edgeact
-        from edgeact.runtime.parts import inference_threads
-
-        backend = edgeact.load_policy(args.model, backend=args.backend or "auto",
-                                      threads=args.threads or inference_threads())
+    backend = open_policy(args.model, args.backend, args.threads)
     try:
         result = bench_drive(backend, args.rate, args.duration, args.video_fps, page=not args.no_page)
     finally:

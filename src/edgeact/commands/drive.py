@@ -81,19 +81,15 @@ def _backend(args: argparse.Namespace):
         from edgeact.teleop.no_policy import NoPolicy
 
         return NoPolicy(parse_size(args.size), fps=args.record_fps or 30.0)
-    if args.model == "fake" or args.model.startswith("fake:"):
-        from edgeact.runtime.fake import parse_fake
+    from edgeact.drive import open_policy
 
-        return parse_fake(args.model)
-    import edgeact
-    from edgeact.runtime.parts import inference_threads
-
-    return edgeact.load_policy(args.model, backend=args.backend or "auto", threads=args.threads or inference_threads())
+    return open_policy(args.model, args.backend, args.threads)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact.runtime import RuntimeConfig
-    from edgeact.runtime.parts import open_parts
+    from edgeact.drive import Parts, open_parts
+    from edgeact.runtime.config import OutputConfig, ProcessConfig, RuntimeConfig
+    from edgeact.runtime.limits import Limits
     from edgeact.teleop.pilot import PilotConfig
     from edgeact.teleop.recorder import format_cadence
     from edgeact.teleop.session import DriveConfig, DriveSession, check_record_dir
@@ -103,16 +99,16 @@ def run(args: argparse.Namespace) -> int:
     host, port = parse_web(args.web)
     check_record_dir(args.record)
     config = DriveConfig(
-        runtime=RuntimeConfig(rate_hz=args.rate, duration_s=args.duration, max_throttle=args.max_throttle,
-                              keyboard=True, realtime=not args.no_realtime, telemetry_path=args.telemetry,
-                              status_every_s=0.0),
+        runtime=RuntimeConfig(rate_hz=args.rate, duration_s=args.duration, limits=Limits(max_throttle=args.max_throttle),
+                              process=ProcessConfig(keyboard=True, realtime=not args.no_realtime),
+                              output=OutputConfig(telemetry_path=args.telemetry)),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),
         record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port,
         token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:
-        camera, actuator = open_parts(args.camera, args.actuator, backend.spec.image_size,
-                                      watchdog_s=args.watchdog / 1e3, seed=args.seed)
+        parts = Parts(camera=args.camera, actuator=args.actuator, watchdog_s=args.watchdog / 1e3, seed=args.seed)
+        camera, actuator = open_parts(parts, backend.spec.image_size)
         session = DriveSession(backend, camera, actuator, config, has_policy=args.model is not None)
         session.start()
         try:

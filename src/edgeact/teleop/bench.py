@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeact.runtime.loop import RuntimeConfig
+from edgeact.runtime.config import ProcessConfig, RuntimeConfig
 from edgeact.runtime.telemetry import RunReport
 from edgeact.teleop.session import DriveConfig, DriveSession
 
@@ -88,16 +88,17 @@ def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0, 
 
 def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, with_page: bool,
            log: Callable[[str], None]) -> Phase:
-    from edgeact.runtime.parts import open_parts
+    from edgeact.drive import Parts, open_parts
     from edgeact.teleop.headless import open_chromium, processes_cpu_seconds
 
     label = "with page" if with_page else "without page"
     driver = profile = None
     if with_page:
         driver, profile = open_chromium()  # started before the run: its start-up is not the page's cost
-    camera, actuator = open_parts("sim", "sim", backend.spec.image_size)
-    cfg = DriveConfig(runtime=RuntimeConfig(rate_hz=rate_hz, duration_s=duration_s, keyboard=False,
-                                            handle_signals=False), port=0, video_fps=video_fps)
+    camera, actuator = open_parts(Parts(camera="sim", actuator="sim"), backend.spec.image_size)
+    runtime = RuntimeConfig(rate_hz=rate_hz, duration_s=duration_s,
+                            process=ProcessConfig(keyboard=False, handle_signals=False))
+    cfg = DriveConfig(runtime=runtime, port=0, video_fps=video_fps)
     session = DriveSession(backend, camera, actuator, cfg, has_policy=True)
     session.pilot.set_mode("auto")
     log(f"{label}: {rate_hz:g} Hz for {duration_s:g} s ...")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeact.backends.base import PolicySpec
+from edgeact.policy import PolicySpec
 
 
 class NoPolicy:

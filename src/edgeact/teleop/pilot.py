@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from edgeact.errors import ConfigError
-from edgeact.runtime.command_source import Decision
 
 log = logging.getLogger("edgeact.drive")
 
@@ -38,6 +37,21 @@ class Mode(str, Enum):
 
 
 MODES = tuple(m.value for m in Mode)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the pilot wants for one tick.
+
+    ``command``: (steering, throttle) to send, or None to hold neutral (``hold`` says why).
+    ``uses_policy``: the command follows the policy, so a stale or missing chunk is a fault as
+    in ``edgeact run``; False when a person drives and the policy's chunk does not matter.
+    """
+
+    command: tuple[float, float] | None
+    uses_policy: bool
+    hold: str = ""
+    intervention: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,6 @@ class Pilot:
         self._intervening = False  # control thread only
         self._lost_while_intervening = False
         self.interventions = 0
-        self._executed = Executed()
 
     # ---- inputs (any thread) ---------------------------------------------------------------
 
@@ -165,9 +178,10 @@ class Pilot:
         with self._lock:
             self._max_throttle = float(value)
 
-    # ---- the runtime's command source (control thread) --------------------------------------
+    # ---- each control tick (the control thread, through PilotSource) -------------------------
 
     def decide(self, now: float, policy: tuple[float, float] | None) -> Decision:
+        """The command for the tick at ``now``; ``policy``: the policy's action for now, None when stale."""
         with self._lock:
             self._check_heartbeat(now)
             mode, inp, held, max_th = self._mode, self._input, self._held, self._max_throttle
@@ -191,9 +205,6 @@ class Pilot:
             return self._decided(Decision(None, uses_policy=True, hold="no action from the policy"), False)
         return self._decided(Decision((policy[0], max(-max_th, min(max_th, policy[1]))), uses_policy=True), False)
 
-    def executed(self, now: float, steering: float, throttle: float, neutral: bool, why: str) -> None:
-        self._executed = Executed(now, steering, throttle, neutral, why, self._intervening and not neutral)
-
     # ---- what the page and the recorder read --------------------------------------------------
 
     @property
@@ -209,8 +220,9 @@ class Pilot:
         return self._controller
 
     @property
-    def last_executed(self) -> Executed:
-        return self._executed
+    def intervening(self) -> bool:
+        """The last tick's command was a person's takeover from the policy."""
+        return self._intervening
 
     @property
     def held(self) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 
 from edgeact.data.episodes import EpisodeWriter, episode_name, next_episode_index
 from edgeact.errors import DataError
-from edgeact.runtime.cameras import Camera
+from edgeact.runtime.interfaces import Camera
 from edgeact.teleop.pilot import Executed
 
 log = logging.getLogger("edgeact.drive")

@@ -28,18 +28,22 @@ from typing import Any
 import numpy as np
 
 from edgeact.errors import ConfigError
-from edgeact.runtime.loop import Runtime, RuntimeConfig
+from edgeact.policy import Backend
+from edgeact.runtime.config import ProcessConfig, RuntimeConfig
+from edgeact.runtime.interfaces import Actuator, Camera
+from edgeact.runtime.loop import Runtime, action_indices
 from edgeact.runtime.telemetry import RunReport
 from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
-from edgeact.teleop.pilot import MODES, PersonInput, Pilot, PilotConfig
+from edgeact.teleop.pilot import MODES, Executed, PersonInput, Pilot, PilotConfig
 from edgeact.teleop.recorder import Cadence, Recorder
+from edgeact.teleop.source import PilotSource
 
 log = logging.getLogger("edgeact.drive")
 
 
 @dataclass
 class DriveConfig:
-    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(keyboard=False))
+    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(process=ProcessConfig(keyboard=False)))
     pilot: PilotConfig = field(default_factory=PilotConfig)
     record_dir: str | None = None  # None: recording off
     record_fps: float | None = None  # None: the policy's fps (30 without a model)
@@ -63,27 +67,32 @@ class DriveReport:
 class DriveSession:
     """Owns the parts of one drive; thread-safe ``apply`` and ``status`` for the inputs and pages."""
 
-    def __init__(self, backend: Any, camera: Any, actuator: Any, config: DriveConfig | None = None,
+    def __init__(self, backend: Backend, camera: Camera, actuator: Actuator, config: DriveConfig | None = None,
                  has_policy: bool = True) -> None:
         self.config = config or DriveConfig()
         cfg = self.config
         self.backend = backend
         self.camera = camera
         self.actuator = actuator
-        pilot_cfg = PilotConfig(cfg.pilot.heartbeat_s, min(cfg.pilot.max_throttle, cfg.runtime.max_throttle),
+        self.max_throttle = cfg.runtime.limits.max_throttle  # the cap of the page's slider
+        pilot_cfg = PilotConfig(cfg.pilot.heartbeat_s, min(cfg.pilot.max_throttle, self.max_throttle),
                                 cfg.pilot.deadzone, has_policy)
         self.pilot = Pilot(pilot_cfg, on_event=self._event)
-        self.runtime = Runtime(backend, camera, actuator, cfg.runtime, command_source=self.pilot)
+        self.runtime = Runtime(backend, camera, actuator, cfg.runtime)
+        self._steer_i, self._throttle_i = action_indices(backend.spec)
+        # The pilot wraps the runtime's own inference source: inference, its counters and its
+        # faults stay the runtime's; the pilot only picks each tick's command.
+        self._policy_source = self.runtime.source
+        self.runtime.source = PilotSource(self._policy_source, self.pilot, self._steer_i, self._throttle_i,
+                                          backend.spec.action_dim)
         self.recorder: Recorder | None = None
         if cfg.record_dir is not None:
-            self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera,
-                                     lambda: self.pilot.last_executed, on_event=self._event,
-                                     auto_record=cfg.auto_record)
+            self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera, self.executed,
+                                     on_event=self._event, auto_record=cfg.auto_record)
         self.token = cfg.token or secrets.token_urlsafe(16)
         self.server: Any = None
         self.gamepad: Any = None
         self.latency_ms: deque[float] = deque(maxlen=100_000)
-        self._steer_i, self._throttle_i = _action_indices(backend.spec.action_names)
         self._stopped = False
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -155,10 +164,10 @@ class DriveSession:
             if isinstance(msg, SetMode):
                 pilot.set_mode(msg.mode)
             elif isinstance(msg, SetMaxThrottle):
-                pilot.set_max_throttle(min(msg.value, self.config.runtime.max_throttle))
+                pilot.set_max_throttle(min(msg.value, self.max_throttle))
             elif isinstance(msg, StepMaxThrottle):
                 value = pilot.max_throttle + msg.delta
-                pilot.set_max_throttle(max(0.0, min(self.config.runtime.max_throttle, round(value, 3))))
+                pilot.set_max_throttle(max(0.0, min(self.max_throttle, round(value, 3))))
             elif isinstance(msg, Button):
                 return self._button(source, msg.name)
         except ValueError as err:
@@ -195,12 +204,19 @@ class DriveSession:
 
     # ---- what every page shows ----------------------------------------------------------------
 
+    def executed(self) -> Executed:
+        """What the rover executes now: the command last delivered, and whether it was a person's takeover."""
+        steering, throttle = self.actuator.last_sent
+        neutral = steering == 0.0 and throttle == 0.0
+        why = "; ".join(self.runtime.safety.reasons()) or self.pilot.held if neutral else ""
+        return Executed(time.monotonic(), steering, throttle, neutral, why, self.pilot.intervening and not neutral)
+
     def status(self) -> dict[str, Any]:
         """The rover's state and live telemetry, as plain JSON-able values."""
         pilot, rt = self.pilot, self.runtime
-        ex = pilot.last_executed
+        ex = self.executed()
         rec = self.recorder
-        recent = rt.telemetry.recent(200)
+        recent = rt.telemetry.window(200)
         period = recent["period"][np.isfinite(recent["period"])]
         inference = recent["inference"][-50:]
         age = recent["chunk_age"][np.isfinite(recent["chunk_age"])]
@@ -241,7 +257,8 @@ class DriveSession:
         """The policy's plan for the next ``horizon_s`` from its newest chunk, as [steering, throttle] pairs."""
         if not self.pilot.config.has_policy:
             return None
-        chunk = self.runtime.scheduler.newest
+        scheduler = getattr(self._policy_source, "scheduler", None)  # the async inference's chunks
+        chunk = scheduler.newest if scheduler is not None else None
         if chunk is None:
             return None
         now = time.monotonic()
@@ -255,12 +272,6 @@ class DriveSession:
 
     def _event(self, kind: str, message: str) -> None:
         self.runtime.telemetry.event("event", kind, message)
-
-
-def _action_indices(names: tuple[str, ...]) -> tuple[int, int]:
-    lower = [n.lower() for n in names]
-    return (lower.index("steering") if "steering" in lower else 0,
-            lower.index("throttle") if "throttle" in lower else 1)
 
 
 def _round(v: Any, nd: int = 2) -> float | None:

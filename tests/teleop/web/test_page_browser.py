@@ -21,14 +21,15 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from teleop_fakes import quiet_runtime
 
 from edgeact.data.episodes import load_episodes
-from edgeact.runtime import RuntimeConfig
+from edgeact.drive import Parts, open_parts
 from edgeact.runtime.fake import parse_fake
-from edgeact.runtime.parts import open_parts
-from edgeact.runtime.safety import ESTOP, wait_for
+from edgeact.runtime.safety import ESTOP
 from edgeact.teleop.recorder import format_cadence
 from edgeact.teleop.session import DriveConfig, DriveSession
+from polling import wait_for
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
@@ -60,9 +61,9 @@ def shots(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     backend = parse_fake("fake:30:0.3", image_size=(180, 320))
-    camera, actuator = open_parts("sim", "sim", backend.spec.image_size)
-    cfg = DriveConfig(runtime=RuntimeConfig(rate_hz=RATE_HZ, handle_signals=False, realtime=False, keyboard=False),
-                      port=0, record_dir=str(tmp_path_factory.mktemp("episodes")), video_fps=15.0)
+    camera, actuator = open_parts(Parts(camera="sim", actuator="sim"), backend.spec.image_size)
+    cfg = DriveConfig(runtime=quiet_runtime(RATE_HZ), port=0, record_dir=str(tmp_path_factory.mktemp("episodes")),
+                      video_fps=15.0)
     s = DriveSession(backend, camera, actuator, cfg, has_policy=True)
     s.start()
     yield s
@@ -87,7 +88,7 @@ def browser():
 
 
 def outputs(session) -> tuple[float, float]:
-    return session.actuator.sim.outputs  # what the simulated Arduino's servo and ESC are set to
+    return session.actuator.outputs()  # what the simulated Arduino's servo and ESC are set to
 
 
 def page(driver, expr: str):
@@ -236,7 +237,7 @@ def test_auto_lets_the_policy_drive_and_a_key_is_an_intervention(browser, sessio
     key_down(browser, Keys.ARROW_DOWN)  # a person takes over: brake/reverse
     try:
         assert wait_for(lambda: outputs(session)[1] < -0.4, 10.0)
-        assert wait_for(lambda: session.pilot.last_executed.intervention, 5.0)
+        assert wait_for(lambda: session.executed().intervention, 5.0)
         time.sleep(0.5)
         browser.save_screenshot(str(shots / "5-intervention.png"))
     finally:

@@ -6,25 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
+from teleop_fakes import CountingCamera, quiet_runtime
 
-from edgeact.runtime import RuntimeConfig, open_actuator
+from edgeact.runtime import open_actuator
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from teleop_fakes import CountingCamera
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    cfg = DriveConfig(runtime=RuntimeConfig(rate_hz=50.0, handle_signals=False, realtime=False, keyboard=False,
-                                            steering_rate=None, throttle_rate=None),
-                      port=0, record_dir=str(tmp_path_factory.mktemp("eps")), video_fps=30.0)
+    cfg = DriveConfig(runtime=quiet_runtime(slew=False), port=0, record_dir=str(tmp_path_factory.mktemp("eps")), video_fps=30.0)
     s = DriveSession(NoPolicy((24, 32)), CountingCamera(fps=30.0), open_actuator("none"), cfg, has_policy=False)
     s.start()
     yield s
