@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeact.errors import EdgeactError
 from edgeact.bundle import hash_files, read_manifest
+from edgeact.errors import EdgeactError
 
 
 @dataclass(frozen=True)

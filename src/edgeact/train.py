@@ -142,7 +142,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     if len(episodes) < 2:
         raise DataError(f"{cfg.data} holds {len(episodes)} episode(s); training needs at least 2 (one for validation)")
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
-    data_size = tuple(episodes[0].image_size)
+    data_size = episodes[0].image_size
     fps = float(episodes[0].fps)
     state_dim, action_dim = episodes[0].states.shape[1], episodes[0].actions.shape[1]
 
@@ -177,7 +177,8 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
                                          drop_last=True, num_workers=cfg.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
     total_steps = _total_steps(cfg, len(loader))
-    start_step, best = 0, {"val_l1": math.inf, "step": -1}
+    start_step = 0
+    best: dict[str, Any] = {"val_l1": math.inf, "step": -1}
     history: list[dict[str, float]] = []
     if state is not None:
         policy.load_state_dict(state["policy"])
@@ -243,7 +244,7 @@ def intervention_sampler(train_set, weight: float, seed: int = 0, progress: Call
         progress("no intervention steps in the training episodes: --intervention-weight changes nothing")
         return None
     progress(f"{int(flags.sum())} of {flags.size} training steps are interventions, drawn {w:g}x as often")
-    weights = torch.as_tensor(np.where(flags, w, 1.0), dtype=torch.double)
+    weights = np.where(flags, w, 1.0).tolist()
     return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(train_set), replacement=True,
                                                   generator=torch.Generator().manual_seed(seed + 1))
 

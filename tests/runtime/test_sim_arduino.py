@@ -5,11 +5,11 @@ import time
 import pytest
 import serial
 
-from edgeact.runtime import protocol as P
 from edgeact.errors import ActuatorError
+from edgeact.runtime import protocol as P
 from edgeact.runtime.actuators import NullActuator, SerialActuator, open_actuator
-from polling import wait_for
 from edgeact.runtime.sim_arduino import SimArduino
+from polling import wait_for
 
 
 @pytest.fixture

@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     host, port = parse_web(args.web)
     check_record_dir(args.record)
     config = DriveConfig(
-        runtime=RuntimeConfig(rate_hz=args.rate, duration_s=args.duration, limits=Limits(max_throttle=args.max_throttle),
+        runtime=RuntimeConfig(rate_hz=args.rate, duration_s=args.duration,
+                              limits=Limits(max_throttle=args.max_throttle),
                               process=ProcessConfig(keyboard=True, realtime=not args.no_realtime),
                               output=OutputConfig(telemetry_path=args.telemetry)),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),

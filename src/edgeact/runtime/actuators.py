@@ -151,7 +151,7 @@ class SerialActuator:
             self.port = self.sim.port
         try:
             self._serial = self._open()
-        except Exception as err:  # noqa: BLE001 - pyserial raises several types
+        except Exception as err:
             if self.sim is not None:
                 self.sim.stop()
             raise ActuatorError(f"cannot open serial port {self.port!r}: {err}. Check the cable, the port "
@@ -177,7 +177,7 @@ class SerialActuator:
             if self._serial is not None:
                 try:
                     self._serial.flush()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a failed flush at stop changes nothing
                     pass
         time.sleep(0.02)  # let the last ACKs come back for the counts
         self._stop.set()
@@ -285,7 +285,7 @@ class SerialActuator:
         if self._serial is not None:
             try:
                 self._serial.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing a lost port
                 pass
             self._serial = None
 
@@ -293,7 +293,7 @@ class SerialActuator:
         if self.on_event is not None:
             try:
                 self.on_event(kind, message)
-            except Exception:  # noqa: BLE001 - telemetry must not break the link
+            except Exception:
                 log.exception("actuator event handler failed")
 
     def _reader(self) -> None:
@@ -332,7 +332,7 @@ class SerialActuator:
                 self._set_connected(f"serial {self.port} reopened" + ("" if self._ready.is_set() else " (no READY)"))
             try:
                 data = ser.read(ser.in_waiting or 1)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:  # noqa: BLE001 - any read failure means the port is lost
                 with self._write_lock:
                     self._mark_lost(f"read failed: {err}")
                 continue

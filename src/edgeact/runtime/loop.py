@@ -262,7 +262,7 @@ class Runtime:
                 if tick.missed:
                     self._report_lag(tick)
                 self._tick(tick)
-        except BaseException as err:
+        except BaseException as err:  # noqa: BLE001 - neutral first, then re-raised
             self.request_stop(f"control loop error: {type(err).__name__}: {err}", StopKind.FAULT)
             try:
                 self.actuator.neutral()

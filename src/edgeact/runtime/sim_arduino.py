@@ -29,8 +29,8 @@ import tempfile
 import threading
 import time
 import tty
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 

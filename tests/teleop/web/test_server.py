@@ -18,7 +18,8 @@ from edgeact.teleop.session import DriveConfig, DriveSession
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    cfg = DriveConfig(runtime=quiet_runtime(slew=False), port=0, record_dir=str(tmp_path_factory.mktemp("eps")), video_fps=30.0)
+    cfg = DriveConfig(runtime=quiet_runtime(slew=False), port=0, record_dir=str(tmp_path_factory.mktemp("eps")),
+                      video_fps=30.0)
     s = DriveSession(NoPolicy((24, 32)), CountingCamera(fps=30.0), open_actuator("none"), cfg, has_policy=False)
     s.start()
     yield s
