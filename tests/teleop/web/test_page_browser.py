@@ -10,6 +10,7 @@ temporary directory (printed) for a person to look at.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from teleop_fakes import quiet_runtime
 
 from edgeact.data.episodes import load_episodes
 from edgeact.drive import Parts, open_parts
-from edgeact.runtime.fake import parse_fake
+from edgeact.runtime.fake import DEFAULT_SPEC, FakePolicy
 from edgeact.runtime.safety import ESTOP
 from edgeact.teleop.recorder import format_cadence
 from edgeact.teleop.session import DriveConfig, DriveSession
@@ -60,7 +61,8 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    backend = parse_fake("fake:30:0.3", image_size=(180, 320))
+    spec = dataclasses.replace(DEFAULT_SPEC, image_size=(180, 320))  # a small sim render: cheap frames
+    backend = FakePolicy(spec, latency_s=0.03, busy=0.3)
     camera, actuator = open_parts(Parts(camera="sim", actuator="sim"), backend.spec.image_size)
     cfg = DriveConfig(runtime=quiet_runtime(RATE_HZ), port=0, record_dir=str(tmp_path_factory.mktemp("episodes")),
                       video_fps=15.0)
