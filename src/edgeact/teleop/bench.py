@@ -116,7 +116,7 @@ def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, wi
             frames = int(driver.execute_script("return window.edgeact ? window.edgeact.framesShown : 0"))
             driver.execute_script("window.edgeact && window.edgeact.flushLatency && window.edgeact.flushLatency()")
             time.sleep(0.3)  # the last latency report reaches the rover
-        streaming = session.server.cpu_seconds()
+        streaming = session.server.cpu_seconds() if session.server is not None else None
         browser = processes_cpu_seconds(str(profile)) - browser0 if profile and browser0 is not None else None
     finally:
         report = session.stop("benchmark done")

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,10 @@ from edgeact.teleop.messages import Button, Control, LatencyReport, Message, Set
 from edgeact.teleop.pilot import MODES, Executed, PersonInput, Pilot, PilotConfig
 from edgeact.teleop.recorder import Cadence, Recorder
 from edgeact.teleop.source import PilotSource
+
+if TYPE_CHECKING:
+    from edgeact.teleop.gamepad import Gamepad
+    from edgeact.teleop.web.server import DriveServer
 
 log = logging.getLogger("edgeact.drive")
 
@@ -90,8 +94,8 @@ class DriveSession:
             self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera, self.executed,
                                      on_event=self._event, auto_record=cfg.auto_record)
         self.token = cfg.token or secrets.token_urlsafe(16)
-        self.server: Any = None
-        self.gamepad: Any = None
+        self.server: DriveServer | None = None
+        self.gamepad: Gamepad | None = None
         self.latency_ms: deque[float] = deque(maxlen=100_000)
         self._stopped = False
 
