@@ -89,7 +89,7 @@ def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0, 
 def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, with_page: bool,
            log: Callable[[str], None]) -> Phase:
     from edgeact.drive import Parts, open_parts
-    from edgeact.teleop.headless import open_chromium, processes_cpu_seconds
+    from edgeact.teleop.headless import open_chromium, processes_cpu_seconds, renice
 
     label = "with page" if with_page else "without page"
     driver = profile = None
@@ -108,8 +108,9 @@ def _phase(backend: Any, rate_hz: float, duration_s: float, video_fps: float, wi
     session.start()
     frames = 0
     try:
-        if driver is not None:
+        if driver is not None and profile is not None:
             driver.get(session.url)
+            renice(str(profile))  # its renderer starts with the page
         while not session.wait(0.5):
             pass
         if driver is not None:
