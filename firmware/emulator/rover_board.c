@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <simavr/avr_ioport.h>
+#include <simavr/avr_timer.h>
 #include <simavr/avr_uart.h>
 #include <simavr/sim_avr.h>
 #include <simavr/sim_elf.h>
@@ -42,13 +43,25 @@
 #define CYCLES_PER_BYTE (F_CPU * 10 / BAUD)  // start + 8 data + stop bits
 #define PUMP_CYCLES (F_CPU / 2000)           // host I/O and pacing every 0.5 ms of AVR time
 #define QUEUE_SIZE 8192
+#define TCCR1B_ADDR 0x81
+#define OCR1AL_ADDR 0x88
+#define OCR1BL_ADDR 0x8A
 
 typedef struct {
   uint8_t data[QUEUE_SIZE];
   size_t head, len;
 } queue_t;
 
-typedef struct {
+struct board;
+
+typedef struct {  // simavr's handler for an OCR1xL write, and the write the chip would buffer
+  struct board *board;
+  avr_io_write_t c;
+  void *param;
+  uint8_t pending, value;
+} ocr_hook_t;
+
+typedef struct board {
   avr_t *avr;
   FILE *log;
   int master;
@@ -59,9 +72,12 @@ typedef struct {
   queue_t rx;  // host -> AVR, waiting for the UART
   queue_t tx;  // AVR -> host, waiting for the pty
   avr_irq_t *uart_in;
+  avr_irq_t *port_irqs[3];  // PB1, PB2, DDRB: their cached values go stale across a reset
   uint8_t driven[2];     // PB1, PB2 as the port / timer drives them
   uint8_t ddr;           // DDRB
   uint8_t pin_level[2];  // what the servo / ESC sees
+  ocr_hook_t ocr[2];
+  int ocr_apply_scheduled;
   uint64_t cycle_base;  // keeps logged cycles monotonic across resets
   uint64_t start_ns;
   double speed;
@@ -100,6 +116,61 @@ static uint8_t queue_pop(queue_t *q) {
   return v;
 }
 
+// ---- Timer1 as the ATmega328P datasheet has it --------------------------------------------
+// simavr 1.6 (Debian's) lists Timer1's waveform mode 14 (fast PWM, TOP = ICR1) as phase-correct
+// PWM, in which it ignores writes to the compare registers; and in fast PWM it applies an
+// OCR1x write at once, where the chip buffers it until the next frame starts (BOTTOM). Both
+// are corrected here: the mode table entry, and OCR1x writes held back to the frame start.
+
+static avr_cycle_count_t apply_ocr(avr_t *avr, avr_cycle_count_t when, void *param) {
+  (void)when;
+  board_t *b = param;
+  for (int i = 0; i < 2; i++) {
+    ocr_hook_t *h = &b->ocr[i];
+    if (!h->pending) continue;
+    avr_io_addr_t addr = i ? OCR1BL_ADDR : OCR1AL_ADDR;
+    // simavr recomputes the compare time only when the low byte changes: make sure it does.
+    h->c(avr, addr, h->value ^ 1, h->param);
+    h->c(avr, addr, h->value, h->param);
+    h->pending = 0;
+  }
+  b->ocr_apply_scheduled = 0;
+  return 0;
+}
+
+static void on_ocr_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param) {
+  ocr_hook_t *h = param;
+  if ((avr->data[TCCR1B_ADDR] & 0x07) == 0) {  // timer stopped: the value is loaded as it starts
+    h->c(avr, addr, v, h->param);
+    return;
+  }
+  h->value = v;
+  h->pending = 1;
+}
+
+// A rising compare output is a frame start (BOTTOM): load the buffered values just after it.
+static void on_frame_start(board_t *b) {
+  if (b->ocr_apply_scheduled || !(b->ocr[0].pending || b->ocr[1].pending)) return;
+  b->ocr_apply_scheduled = 1;
+  avr_cycle_timer_register(b->avr, 1, apply_ocr, b);
+}
+
+static int fix_timer1(board_t *b) {
+  avr_t *avr = b->avr;
+  for (avr_io_t *io = avr->io_port; io; io = io->next) {
+    if (strcmp(io->kind, "timer") || ((avr_timer_t *)io)->name != '1') continue;
+    ((avr_timer_t *)io)->wgm_op[14] = (avr_timer_wgm_t)AVR_TIMER_WGM_ICFASTPWM();
+    for (int i = 0; i < 2; i++) {
+      int a = AVR_DATA_TO_IO(i ? OCR1BL_ADDR : OCR1AL_ADDR);
+      b->ocr[i] = (ocr_hook_t){.board = b, .c = avr->io[a].w.c, .param = avr->io[a].w.param};
+      avr->io[a].w.c = on_ocr_write;
+      avr->io[a].w.param = &b->ocr[i];
+    }
+    return 0;
+  }
+  return -1;
+}
+
 // ---- AVR side (called from inside avr_run) -----------------------------------------------
 
 // What the servo / ESC sees: the pin's level while it is an output; while it is an input it
@@ -116,6 +187,7 @@ static void update_pin(board_t *b, int idx) {
 static void on_pin(avr_irq_t *irq, uint32_t value, void *param) {
   board_t *b = param;
   int idx = irq->irq == IOPORT_IRQ_PIN1 ? 0 : 1;  // PB1 = pin 9, PB2 = pin 10
+  if ((value & 1) && !b->driven[idx]) on_frame_start(b);
   b->driven[idx] = value & 1;
   update_pin(b, idx);
 }
@@ -225,6 +297,11 @@ static void reset_board(board_t *b) {
   avr_reset(b->avr);  // also clears the cycle timers
   b->cycle_base = before - b->avr->cycle;
   b->rx.len = 0;
+  b->ocr[0].pending = b->ocr[1].pending = 0;
+  b->ocr_apply_scheduled = 0;
+  // simavr only notifies value changes and keeps the IRQs' last values through a reset: zero
+  // them as the registers are, or the firmware setting DDRB again would go unnoticed.
+  for (int i = 0; i < 3; i++) b->port_irqs[i]->value = 0;
   b->ddr = 0;  // reset floats the pins: a pulse in progress ends here
   b->driven[0] = b->driven[1] = 0;
   update_pin(b, 0);
@@ -290,6 +367,10 @@ int main(int argc, char **argv) {
   fw.frequency = F_CPU;
   avr_load_firmware(b.avr, &fw);
   b.avr->frequency = F_CPU;
+  if (fix_timer1(&b)) {
+    fprintf(stderr, "rover_board: no Timer1 in this simavr\n");
+    return 1;
+  }
 
   b.log = log_path ? fopen(log_path, "w") : stdout;
   if (!b.log) {
@@ -300,9 +381,12 @@ int main(int argc, char **argv) {
     perror("rover_board: pty");
     return 1;
   }
-  for (int pin = IOPORT_IRQ_PIN1; pin <= IOPORT_IRQ_PIN2; pin++)
-    avr_irq_register_notify(avr_io_getirq(b.avr, AVR_IOCTL_IOPORT_GETIRQ('B'), pin), on_pin, &b);
-  avr_irq_register_notify(avr_io_getirq(b.avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_DIRECTION_ALL), on_ddr, &b);
+  b.port_irqs[0] = avr_io_getirq(b.avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_PIN1);
+  b.port_irqs[1] = avr_io_getirq(b.avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_PIN2);
+  b.port_irqs[2] = avr_io_getirq(b.avr, AVR_IOCTL_IOPORT_GETIRQ('B'), IOPORT_IRQ_DIRECTION_ALL);
+  avr_irq_register_notify(b.port_irqs[0], on_pin, &b);
+  avr_irq_register_notify(b.port_irqs[1], on_pin, &b);
+  avr_irq_register_notify(b.port_irqs[2], on_ddr, &b);
   b.uart_in = avr_io_getirq(b.avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
   avr_irq_register_notify(avr_io_getirq(b.avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), on_uart_out, &b);
   avr_irq_register_notify(avr_io_getirq(b.avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), on_xon, &b);

@@ -23,3 +23,7 @@ class DataError(EdgeactError):
 
 class BackendError(EdgeactError):
     """An unknown backend, or one whose runtime or hardware is absent."""
+
+
+class ToolchainError(EdgeactError):
+    """An external build or flash tool (avr-gcc, the Arduino core, avrdude) is missing or failed."""

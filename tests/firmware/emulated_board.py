@@ -1,0 +1,144 @@
+"""The built rover_bridge firmware on an emulated Uno (firmware/emulator/rover_board.c, simavr),
+and the trace it records: pin edges and UART bytes, in AVR cycles."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+F_CPU = 16_000_000
+CYCLES_PER_US = F_CPU // 1_000_000
+SERVO_PIN, ESC_PIN = 9, 10
+FRAME_US = 20_000
+
+
+@dataclass(frozen=True)
+class Pulse:
+    rise: int  # AVR cycle of the rising edge
+    width: int  # cycles
+    rise_ns: int  # CLOCK_MONOTONIC of the rising edge (time.monotonic_ns)
+
+    @property
+    def width_us(self) -> float:
+        return self.width / CYCLES_PER_US
+
+
+@dataclass(frozen=True)
+class Line:
+    start: int  # AVR cycle of its first byte
+    end: int  # AVR cycle of its last byte ('\n')
+    end_ns: int
+    text: bytes  # without the '\n'
+
+
+@dataclass
+class Trace:
+    pulses: dict[int, list[Pulse]] = field(default_factory=lambda: {SERVO_PIN: [], ESC_PIN: []})
+    rx: list[Line] = field(default_factory=list)  # lines the board received
+    tx: list[Line] = field(default_factory=list)  # lines the board sent
+    boots: list[int] = field(default_factory=list)
+    opens: list[int] = field(default_factory=list)
+    max_behind_us: int | None = None  # from the harness's summary line, once it has exited
+
+    def pulses_between(self, pin: int, start: int, end: int) -> list[Pulse]:
+        return [p for p in self.pulses[pin] if start <= p.rise < end]
+
+    def first_pulse_after(self, pin: int, cycle: int, width_us: float | None = None, tol_us: float = 1.0) -> Pulse:
+        for p in self.pulses[pin]:
+            if p.rise >= cycle and (width_us is None or abs(p.width_us - width_us) <= tol_us):
+                return p
+        raise AssertionError(f"no pulse on pin {pin} after cycle {cycle}" + (f" of {width_us} us" if width_us else ""))
+
+
+def parse_trace(text: str) -> Trace:
+    trace = Trace()
+    high: dict[int, tuple[int, int]] = {}
+    partial = {"R": bytearray(), "T": bytearray()}
+    started = {"R": 0, "T": 0}
+    for row in text.splitlines():
+        f = row.split()
+        if len(f) < 3 or len(f[0]) != 1:
+            continue  # simavr's own messages
+        kind, cycle, ns = f[0], int(f[1]), int(f[2])
+        if kind == "E":
+            pin, level = int(f[3]), int(f[4])
+            if level:
+                high[pin] = (cycle, ns)
+            elif pin in high:
+                rise, rise_ns = high.pop(pin)
+                if cycle > rise:  # simavr can raise and drop a pin in one cycle: nothing a servo sees
+                    trace.pulses[pin].append(Pulse(rise, cycle - rise, rise_ns))
+        elif kind in "RT":
+            byte = int(f[3], 16)
+            if not partial[kind]:
+                started[kind] = cycle
+            if byte == 0x0A:
+                line = Line(started[kind] if partial[kind] else cycle, cycle, ns, bytes(partial[kind]))
+                (trace.rx if kind == "R" else trace.tx).append(line)
+                partial[kind].clear()
+            else:
+                partial[kind].append(byte)
+        elif kind == "B":
+            trace.boots.append(cycle)
+            partial["R"].clear()
+        elif kind == "O":
+            trace.opens.append(cycle)
+        elif kind == "S":
+            trace.max_behind_us = int(f[3])
+    return trace
+
+
+class EmulatedBoard:
+    """``rover_board`` running ``elf``: start() → :attr:`port` (a pty) is ready to open."""
+
+    def __init__(self, harness: Path, elf: Path, workdir: Path, *, speed: float = 1.0,
+                 seconds: float | None = None, reset_on_open: bool = True) -> None:
+        self.harness, self.elf, self.workdir = Path(harness), Path(elf), Path(workdir)
+        self.speed, self.seconds, self.reset_on_open = speed, seconds, reset_on_open
+        self.log = self.workdir / "board.log"
+        self.port = str(self.workdir / "ttyUNO")
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> EmulatedBoard:
+        cmd = [str(self.harness), str(self.elf), "--log", str(self.log), "--link", self.port,
+               "--speed", str(self.speed)]
+        if self.seconds is not None:
+            cmd += ["--seconds", str(self.seconds)]
+        if not self.reset_on_open:
+            cmd.append("--no-reset-on-open")
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        end = time.monotonic() + timeout
+        out = b""
+        while b"pty " not in out:  # simavr prints its loading messages first
+            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, end - time.monotonic()))
+            chunk = os.read(self._proc.stdout.fileno(), 4096) if ready else b""  # type: ignore[union-attr]
+            if not chunk:
+                self.stop()
+                raise RuntimeError(f"rover_board did not start: {out!r}")
+            out += chunk
+        return self
+
+    def wait(self, timeout: float = 30.0) -> Trace:
+        """Wait for a ``seconds``-limited run to end; its whole trace."""
+        assert self._proc is not None
+        self._proc.wait(timeout)
+        return self.trace()
+
+    def stop(self) -> Trace:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(5)
+        return self.trace()
+
+    def trace(self) -> Trace:
+        return parse_trace(self.log.read_text() if self.log.exists() else "")
+
+    def __enter__(self) -> EmulatedBoard:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
