@@ -1,18 +1,21 @@
 // rover_board: an Arduino Uno (ATmega328P, 16 MHz) emulated by simavr, running a firmware ELF,
 // with its UART on a pseudo-terminal and its servo / ESC pins recorded.
 //
-//   rover_board FIRMWARE.elf [--log FILE] [--link PATH] [--speed X] [--seconds S] [--no-reset-on-open]
+//   rover_board FIRMWARE.elf [--log FILE] [--link PATH] [--speed X] [--seconds S] [--boot-ms MS]
+//               [--no-reset-on-open]
 //
 // - Prints "pty <slave path>" on stdout once the board runs; open that path (or --link, a
 //   symlink to it) with any serial library. Bytes reach the AVR at the 115200-baud byte rate
 //   (one every 10 bit times), never faster, as over a real wire.
 // - Like an Uno's DTR auto-reset, the board resets when a host opens the port (unless
-//   --no-reset-on-open); bytes it sends while no host has the port open are lost.
+//   --no-reset-on-open) and the sketch starts --boot-ms later (default 1000, the Uno
+//   bootloader's wait; pins float meanwhile and bytes from the host are lost, as the
+//   bootloader eats them). Bytes the board sends while no host has the port open are lost.
 // - Runs in step with the wall clock (--speed 1, the default; 0 = as fast as possible) so a
 //   host's timing means the same thing as on a real board.
 // - Writes one line per event to --log (default stdout), every time in AVR cycles since power-on
 //   (16 per microsecond) and in CLOCK_MONOTONIC nanoseconds (Python: time.monotonic_ns()):
-//     B <cycle> <ns>               power-on or reset
+//     B <cycle> <ns>               power-on or reset (after a DTR reset the sketch starts --boot-ms later)
 //     E <cycle> <ns> <pin> <level> a level change on pin 9 (servo) or 10 (ESC)
 //     R <cycle> <ns> <byte hex>    a byte delivered to the AVR's UART (host -> board)
 //     T <cycle> <ns> <byte hex>    a byte the AVR's UART sent (board -> host)
@@ -67,6 +70,7 @@ typedef struct board {
   int master;
   int host_open;
   int reset_on_open;
+  uint64_t boot_cycles;  // DTR reset -> sketch running
   int reset_pending;
   int xon;
   queue_t rx;  // host -> AVR, waiting for the UART
@@ -311,6 +315,18 @@ static void reset_board(board_t *b) {
   setup_io(b);
 }
 
+// DTR reset: the chip resets, then the bootloader waits for a programmer before starting the
+// sketch. Emulated time passes (pins floating) and the host's bytes meanwhile are dropped.
+static void dtr_reset(board_t *b) {
+  reset_board(b);
+  b->cycle_base += b->boot_cycles;
+  pace(b);
+  uint8_t sink[512];
+  while (read(b->master, sink, sizeof sink) > 0) {
+  }
+  b->rx.len = 0;
+}
+
 static int open_pty(board_t *b, const char *link) {
   b->master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK);
   if (b->master < 0 || grantpt(b->master) || unlockpt(b->master)) return -1;
@@ -336,19 +352,20 @@ static int open_pty(board_t *b, const char *link) {
 
 static void usage(void) {
   fprintf(stderr, "usage: rover_board FIRMWARE.elf [--log FILE] [--link PATH] [--speed X] [--seconds S] "
-                  "[--no-reset-on-open]\n");
+                  "[--boot-ms MS] [--no-reset-on-open]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
   const char *elf = NULL, *log_path = NULL, *link = NULL;
   double seconds = 0;
-  board_t b = {.speed = 1.0, .reset_on_open = 1};
+  board_t b = {.speed = 1.0, .reset_on_open = 1, .boot_cycles = F_CPU};
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--log") && i + 1 < argc) log_path = argv[++i];
     else if (!strcmp(argv[i], "--link") && i + 1 < argc) link = argv[++i];
     else if (!strcmp(argv[i], "--speed") && i + 1 < argc) b.speed = atof(argv[++i]);
     else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--boot-ms") && i + 1 < argc) b.boot_cycles = (uint64_t)(atof(argv[++i]) * F_CPU / 1000);
     else if (!strcmp(argv[i], "--no-reset-on-open")) b.reset_on_open = 0;
     else if (argv[i][0] != '-' && !elf) elf = argv[i];
     else usage();
@@ -405,7 +422,7 @@ int main(int argc, char **argv) {
               (unsigned long long)board_cycle(&b));
       break;
     }
-    if (b.reset_pending) reset_board(&b);
+    if (b.reset_pending) dtr_reset(&b);
   }
   char rest[32];
   snprintf(rest, sizeof rest, " %lld", (long long)(b.max_behind_ns / 1000));

@@ -1,7 +1,8 @@
-"""`edgeact firmware build|flash`: the Arduino sketch for the rover's servo and ESC.
+"""`edgeact firmware build|flash|bench`: the Arduino sketch for the rover's servo and ESC.
 
     edgeact firmware build --board uno
     edgeact firmware flash --port /dev/ttyACM0 --board nano
+    edgeact firmware bench          # on an emulated Uno: pulse widths, latency, watchdog
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ def register(subparsers) -> None:
         "with avrdude through the board's bootloader.",
     )
     sub = p.add_subparsers(dest="firmware_command", required=True, metavar="ACTION")
+    bench = sub.add_parser("bench", help="run the sketch on an emulated Uno (simavr) and measure its pulses, "
+                           "command-to-pulse latency and watchdog")
+    bench.add_argument("--out", default=None, metavar="DIR", help="keep the builds and the board's log here")
     for name, help_text in (("build", "build the .hex and report its size"),
                             ("flash", "build, then upload to the board on --port")):
         q = sub.add_parser(name, help=help_text)
@@ -34,8 +38,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact import firmware
+    from edgeact.firmware import build as firmware
 
+    if args.firmware_command == "bench":
+        from edgeact.firmware.bench import format_result, run_bench
+
+        print("building and driving the emulated board (about 3 s) ...", flush=True)
+        print(format_result(run_bench(args.out)))
+        return 0
     if args.firmware_command == "flash":
         firmware.check_flash_target(args.port)  # before a build, not after it
     result = firmware.build(args.board, args.out, firmware=args.firmware_dir)

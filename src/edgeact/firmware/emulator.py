@@ -1,5 +1,11 @@
-"""The built rover_bridge firmware on an emulated Uno (firmware/emulator/rover_board.c, simavr),
-and the trace it records: pin edges and UART bytes, in AVR cycles."""
+"""The built firmware on an emulated Arduino Uno, and what its pins and UART did.
+
+:class:`EmulatedBoard` runs ``rover_board`` (``firmware/emulator/rover_board.c``: simavr's
+ATmega328P at 16 MHz, in step with the wall clock, its UART on a pseudo-terminal that any
+serial program opens like a real board's port, resetting when it is opened as a Uno does).
+It logs every servo / ESC pin edge and UART byte in AVR cycles; :func:`parse_trace` turns
+that log into pulses and lines (:class:`Trace`). Linux only (ptys, simavr).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgeact.runtime import protocol as P
+
 F_CPU = 16_000_000
 CYCLES_PER_US = F_CPU // 1_000_000
 SERVO_PIN, ESC_PIN = 9, 10
-FRAME_US = 20_000
+FRAME_US = 20_000  # the sketch's pulse period
+NEUTRAL_US = 1500.0
+EDGE_US = 0.25  # simavr moves pin edges to instruction boundaries (up to 4 cycles); the chip does not
+
+
+def expected_us(wire: int, range_us: int = 500) -> float:
+    """The sketch's mapping: 1500 us + wire * range / 1000, in Timer1's 0.5 us steps (truncated)."""
+    return (2 * 1500 + int(wire * 2 * range_us / 1000)) / 2
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,31 @@ class Trace:
             if p.rise >= cycle and (width_us is None or abs(p.width_us - width_us) <= tol_us):
                 return p
         raise AssertionError(f"no pulse on pin {pin} after cycle {cycle}" + (f" of {width_us} us" if width_us else ""))
+
+
+    def drives(self) -> list[tuple[Line, P.Drive]]:
+        """Every valid drive line the board received, decoded."""
+        out = []
+        for line in self.rx:
+            try:
+                msg = P.decode_pi_line(line.text)
+            except P.ProtocolError:
+                continue
+            if isinstance(msg, P.Drive):
+                out.append((line, msg))
+        return out
+
+    def acks(self) -> dict[int, Line]:
+        """The board's ACK lines by sequence number (the latest of each)."""
+        out = {}
+        for line in self.tx:
+            try:
+                msg = P.decode_arduino_line(line.text)
+            except P.ProtocolError:
+                continue
+            if isinstance(msg, P.Ack):
+                out[msg.seq] = line
+        return out
 
 
 def parse_trace(text: str) -> Trace:
@@ -96,16 +136,17 @@ class EmulatedBoard:
     """``rover_board`` running ``elf``: start() → :attr:`port` (a pty) is ready to open."""
 
     def __init__(self, harness: Path, elf: Path, workdir: Path, *, speed: float = 1.0,
-                 seconds: float | None = None, reset_on_open: bool = True) -> None:
+                 seconds: float | None = None, reset_on_open: bool = True, boot_ms: float = 100.0) -> None:
+        """``boot_ms``: DTR reset to sketch start (a Uno's bootloader waits ~1000 ms; shorter keeps tests quick)."""
         self.harness, self.elf, self.workdir = Path(harness), Path(elf), Path(workdir)
-        self.speed, self.seconds, self.reset_on_open = speed, seconds, reset_on_open
+        self.speed, self.seconds, self.reset_on_open, self.boot_ms = speed, seconds, reset_on_open, boot_ms
         self.log = self.workdir / "board.log"
         self.port = str(self.workdir / "ttyUNO")
         self._proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> EmulatedBoard:
         cmd = [str(self.harness), str(self.elf), "--log", str(self.log), "--link", self.port,
-               "--speed", str(self.speed)]
+               "--speed", str(self.speed), "--boot-ms", str(self.boot_ms)]
         if self.seconds is not None:
             cmd += ["--seconds", str(self.seconds)]
         if not self.reset_on_open:

@@ -1,9 +1,10 @@
-"""Build the Arduino sketch (``firmware/rover_bridge``) for an Uno / Nano and flash it.
+"""Build the Arduino sketch (``firmware/rover_bridge``) for an Uno / Nano, and flash it.
 
 The build is ``firmware/Makefile`` (avr-gcc and the Arduino AVR core, as the Arduino IDE
 builds it, with warnings on and a flash / RAM budget); this module checks the tools are
 there, runs it and reads its size report. Flashing runs avrdude against the board's
-bootloader. Both work from a clone of edgeact (the sketch is not part of the wheel).
+bootloader. :func:`build_emulator` builds the simavr harness (``firmware/emulator``) the
+same way. All of it works from a clone of edgeact (the sketch is not part of the wheel).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from edgeact.errors import ConfigError, ToolchainError
 
 ARDUINO_AVR = Path("/usr/share/arduino/hardware/arduino/avr")
 BUILD_PACKAGES = "gcc-avr binutils-avr avr-libc arduino-core-avr make"
+EMULATOR_PACKAGES = "simavr libsimavr-dev libelf-dev pkg-config gcc make"
 FLASH_LIMIT = 32256  # ATmega328P flash less the Uno's 512-byte optiboot
 RAM_LIMIT = 2048
 
@@ -48,7 +50,7 @@ class BuildResult:
 
 def firmware_dir(explicit: str | Path | None = None) -> Path:
     """The folder holding the Makefile and rover_bridge/: ``explicit``, or the one in this checkout."""
-    path = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "firmware"
+    path = Path(explicit) if explicit else Path(__file__).resolve().parents[3] / "firmware"
     if not (path / "Makefile").is_file() or not (path / "rover_bridge" / "rover_bridge.ino").is_file():
         raise ConfigError(f"no firmware/Makefile and firmware/rover_bridge/rover_bridge.ino under {path}: "
                           "run from a clone of edgeact (pip install -e .) or pass --firmware-dir")
@@ -86,6 +88,22 @@ def build(board_name: str = "uno", out_dir: str | Path | None = None, *, firmwar
     sizes = dict(re.findall(r"^(flash|ram):\s+(\d+) bytes", log, flags=re.M))
     return BuildResult(elf=out / b.name / "rover_bridge.elf", hex=out / b.name / "rover_bridge.hex",
                        flash_bytes=int(sizes["flash"]), ram_bytes=int(sizes["ram"]), log=log)
+
+
+def build_emulator(out_dir: str | Path, *, firmware: str | Path | None = None) -> Path:
+    """Build ``rover_board`` (the sketch on an emulated Uno, see :mod:`.emulator`) with the host cc."""
+    src = firmware_dir(firmware)
+    missing = [tool for tool in ("cc", "make", "pkg-config") if shutil.which(tool) is None]
+    if not missing and subprocess.run(["pkg-config", "--exists", "simavr"]).returncode != 0:
+        missing.append("libsimavr")
+    if missing:
+        raise ToolchainError(f"cannot build the emulator: missing {', '.join(missing)}. "
+                             f"On Debian / Ubuntu: sudo apt install {EMULATOR_PACKAGES}")
+    out = Path(out_dir).resolve()
+    proc = subprocess.run(["make", "-C", str(src), f"BUILD={out}", "emulator"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"the emulator build failed:\n{(proc.stdout + proc.stderr).strip()}")
+    return out / "rover_board"
 
 
 def avrdude_command(hex_path: Path, port: str, board_name: str) -> list[str]:
