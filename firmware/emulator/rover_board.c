@@ -23,7 +23,6 @@
 //     S <cycle> <ns> <max behind wall clock, us>   at exit
 // Stops on SIGINT / SIGTERM or after --seconds of AVR time.
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -55,16 +54,13 @@ typedef struct {
   size_t head, len;
 } queue_t;
 
-struct board;
-
 typedef struct {  // simavr's handler for an OCR1xL write, and the write the chip would buffer
-  struct board *board;
   avr_io_write_t c;
   void *param;
   uint8_t pending, value;
 } ocr_hook_t;
 
-typedef struct board {
+typedef struct {
   avr_t *avr;
   FILE *log;
   int master;
@@ -166,7 +162,7 @@ static int fix_timer1(board_t *b) {
     ((avr_timer_t *)io)->wgm_op[14] = (avr_timer_wgm_t)AVR_TIMER_WGM_ICFASTPWM();
     for (int i = 0; i < 2; i++) {
       int a = AVR_DATA_TO_IO(i ? OCR1BL_ADDR : OCR1AL_ADDR);
-      b->ocr[i] = (ocr_hook_t){.board = b, .c = avr->io[a].w.c, .param = avr->io[a].w.param};
+      b->ocr[i] = (ocr_hook_t){.c = avr->io[a].w.c, .param = avr->io[a].w.param};
       avr->io[a].w.c = on_ocr_write;
       avr->io[a].w.param = &b->ocr[i];
     }
