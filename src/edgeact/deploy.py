@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeact.errors import EdgeactError
-from edgeact.export.manifest import hash_files, read_manifest
+from edgeact.bundle import hash_files, read_manifest
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgeact.errors import ConfigError
 from edgeact.runtime import protocol as P
 
 
@@ -52,7 +53,7 @@ class SimArduino:
 
     def __init__(
         self,
-        watchdog_s: float = 0.25,
+        watchdog_s: float = P.WATCHDOG_S,
         reset_on_connect: bool = True,
         boot_s: float = 0.05,
         realtime: bool = True,
@@ -60,7 +61,7 @@ class SimArduino:
         protocol_version: int | None = P.PROTOCOL_VERSION,
     ) -> None:
         if not watchdog_s > 0:
-            raise ValueError(f"watchdog_s must be positive, got {watchdog_s}")
+            raise ConfigError(f"watchdog_s must be positive, got {watchdog_s}")
         self.watchdog_s = float(watchdog_s)
         self.reset_on_connect = reset_on_connect
         self.boot_s = float(boot_s)
@@ -182,14 +183,6 @@ class SimArduino:
             "outputs": self.outputs,
             "inter_arrival": self.inter_arrival_stats(),
         }
-
-    def wait_until(self, predicate: Callable[[SimArduino], bool], timeout: float = 2.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate(self):
-                return True
-            time.sleep(0.002)
-        return predicate(self)
 
     # ---- fault injection ----------------------------------------------------------------
 
