@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import serial
 
 from edgeact.firmware.bench import hold
 from edgeact.firmware.emulator import (CYCLES_PER_US, EDGE_US, ESC_PIN, FRAME_US, NEUTRAL_US, SERVO_PIN,
@@ -97,23 +98,22 @@ def test_checksum_errors_and_garbage_are_rejected_as_protocol_py_does(board):
             want_acks.append(msg.seq)
     assert 40 <= len(want_acks) < len(lines) / 4  # both kinds are well represented
 
-    act = SerialActuator(board.port, wait_ready_s=3.0)
-    act.start()
-    got: list[int] = []
-    try:
-        for line in lines:
-            act.write_raw(line + b"\n")
+    with serial.Serial(board.port, P.BAUDRATE, timeout=0.05) as port:  # raw bytes: no Pi-side framing
+        ready = P.LineBuffer()
+        deadline = time.monotonic() + 3.0
+        while P.encode_ready()[:-1] not in ready.feed(port.read(64)) and time.monotonic() < deadline:
+            pass  # the board resets as the port opens, then says READY
+        port.write(b"".join(line + b"\n" for line in lines))
+        port.flush()
         deadline = time.monotonic() + 5.0
-        while len(got) < len(want_acks) and time.monotonic() < deadline:
+        while len(board.trace().acks()) < len(set(want_acks)) and time.monotonic() < deadline:
             time.sleep(0.05)
-            got = [int(t.text.split(b"*")[0].split(b",")[1]) for t in board.trace().tx if t.text.startswith(b"ACK,")]
         time.sleep(0.1)
-    finally:
-        act.stop()
     trace = board.stop()
-    got = [int(t.text.split(b"*")[0].split(b",")[1]) for t in trace.tx if t.text.startswith(b"ACK,")]
+    said = [P.decode_arduino_line(t.text) for t in trace.tx]  # all well-formed, as the Pi parses them
+    assert all(isinstance(m, (P.Ready, P.Ack)) for m in said)
+    got = [m.seq for m in said if isinstance(m, P.Ack)]
     assert got == want_acks
-    assert all(P.decode_arduino_line(t.text) for t in trace.tx)  # what the board says, the Pi parses
 
 
 def test_watchdog_goes_neutral_on_the_pin_and_reports_failsafe(board):
