@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "bench",
     "deploy",
     "demo",
+    "firmware",
 )
 
 
