@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "bench",
     "deploy",
     "demo",
+    "firmware",
 )
 
 
