@@ -128,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         lat = report.video_latency_ms
         print(f"video latency (capture → shown, measured in the page): p50 {lat['p50']:.0f} ms, "
               f"p99 {lat['p99']:.0f} ms over {lat['n']:.0f} frames")
-    return 0 if report.run.neutral_at_exit else 1
+    # the exit codes of `edgeact run`: 0 a normal end, 1 not neutral at exit, 3 stopped by a fault
+    if not report.run.neutral_at_exit:
+        print("edgeact drive: WARNING: the last command was not neutral", file=sys.stderr)
+        return 1
+    return 0 if report.run.stop_kind.normal else 3
 
 
 def announce(url: str, qr: bool = True, stream=None) -> None:
