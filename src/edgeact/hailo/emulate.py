@@ -18,7 +18,7 @@ the host graph stays float. What we emulate, and where it comes from:
   the default and offer ``weights="per-channel"`` to bound the other case. Equalization
   itself is not emulated, so a8_w8 here is a pessimistic estimate; biases stay float (Hailo
   keeps them at higher precision).
-- **Outputs**: always 16-bit (our model script sets ``{output_layer*}`` to a16_w16).
+- **Outputs**: 16-bit except in a8_w8 (our model script sets ``{output_layer*}`` to a16_w16).
 
 ``mixed`` comes from a per-layer sensitivity search: each layer alone in 8-bit (the rest
 16-bit) is scored by the action error it causes; the most sensitive go to 16-bit until the
@@ -53,12 +53,13 @@ class Precision:
     name: str
     default_bits: int
     sixteen: frozenset[str] = frozenset()
+    outputs_16: bool = True  # the model script's {output_layer*} a16_w16 (all but a8_w8)
 
     def bits(self, layer: str) -> int:
         return 16 if layer in self.sixteen else self.default_bits
 
 
-A8_W8 = Precision("a8_w8", 8)
+A8_W8 = Precision("a8_w8", 8, outputs_16=False)
 A16_W16 = Precision("a16_w16", 16)
 
 
@@ -156,7 +157,7 @@ def fake_quantize(model, points: list[QuantPoint], ranges, precision: Precision,
 
 
 def _point_bits(point: QuantPoint, precision: Precision) -> int:
-    return 16 if point.is_output else precision.bits(point.layer)
+    return 16 if point.is_output and precision.outputs_16 else precision.bits(point.layer)
 
 
 def _quantize_weight(w: np.ndarray, bits: int, mode: str, axis: int) -> np.ndarray:
@@ -299,7 +300,7 @@ def sensitive_layers(emulator: Emulator, observations, manifest_policy: dict, we
     taken greedily until the mixed model's worst mean action error is ≤ ``target_pct``."""
     scores = []
     for i, layer in enumerate(emulator.layers, start=1):
-        alone = Precision("probe", 16, frozenset(emulator.layers) - {layer})
+        alone = Precision("probe", 8, frozenset(emulator.layers) - {layer})
         err = action_error(emulator, emulator.session(alone, weights), observations, manifest_policy)
         scores.append((layer, err.worst_mean_pct))
         log(f"  sensitivity [{i}/{len(emulator.layers)}] {layer}: {err.worst_mean_pct:.3f}% alone at 8-bit")
@@ -313,6 +314,16 @@ def sensitive_layers(emulator: Emulator, observations, manifest_policy: dict, we
         if err.worst_mean_pct <= target_pct:
             break
     return chosen, ranked
+
+
+def _precision(name: str, sixteen_bit_layers: list[str]) -> Precision:
+    if name == "a8_w8":
+        return A8_W8
+    if name == "a16_w16":
+        return A16_W16
+    if name == "mixed":
+        return Precision("mixed", 8, frozenset(sixteen_bit_layers))
+    raise ConfigError(f"unknown precision {name!r}; use a8_w8, a16_w16 or mixed")
 
 
 def emulate_bundle(
@@ -345,23 +356,17 @@ def emulate_bundle(
         f"tensors, {weights} weights) on {len(held)} {held.source}")
     results: dict[str, PrecisionResult] = {}
     for name in precisions:
-        if name == "a8_w8":
-            precision, layers = A8_W8, []
-        elif name == "a16_w16":
-            precision, layers = A16_W16, []
-        elif name == "mixed":
+        layers: list[str] = []
+        if name == "mixed":
             layers, _ = sensitive_layers(emulator, held.subset(slice(0, min(16, len(held)))), policy, weights, target_pct, log)
-            precision = Precision("mixed", 8, frozenset(layers))
-        else:
-            raise ConfigError(f"unknown precision {name!r}; use a8_w8, a16_w16 or mixed")
+        precision = _precision(name, layers)
         err = action_error(emulator, emulator.session(precision, weights), held, policy)
         results[name] = PrecisionResult(name, err, layers)
         log(f"{name:8s} {err.format()}" + (f"; 16-bit layers: {layers}" if name == "mixed" else ""))
     for track in sim_tracks:
         results.setdefault("fp32", PrecisionResult("fp32", None))
         for name, result in results.items():
-            precision = None if name == "fp32" else Precision(name, 16 if name == "a16_w16" else 8,
-                                                              frozenset(result.sixteen_bit_layers))
+            precision = None if name == "fp32" else _precision(name, result.sixteen_bit_layers)
             backend = EmulatedBackend(emulator, spec, precision, weights)
             from edgeact.sim.evaluate import evaluate
 

@@ -10,10 +10,11 @@ Choices, and why:
   which a control policy cannot afford.
 - ``equalization`` on: Hailo's weights are quantized per tensor (one scale per layer, see
   :mod:`edgeact.hailo.emulate`); equalization balances the channels' ranges first.
+- ``a8_w8``: every layer 8-bit, outputs included (the DFC's default).
 - ``a16_w16``: 16-bit activations and weights on every conv and elementwise add, as the public
-  LeRobot/Hailo experiment that drove at fp32's success rate did; outputs 16-bit always (as
-  DETR's script keeps its head).
-- ``mixed``: the layers the emulation finds sensitive in 16-bit, the rest 8-bit.
+  LeRobot/Hailo experiment that drove at fp32's success rate did; outputs 16-bit (as DETR's
+  script keeps its head).
+- ``mixed``: the layers the emulation finds sensitive in 16-bit, the rest 8-bit; outputs 16-bit.
 
 Layer names: the DFC names a network's layers ``<net>/conv1``, ``<net>/conv2``, … in graph
 order (HAILO-FACTS, model zoo scripts); :func:`hailo_layer_names` maps our ONNX nodes to those
@@ -59,7 +60,8 @@ class ModelScript:
         elif self.precision == "mixed" and self.sixteen_bit_layers:
             names = ", ".join(self.sixteen_bit_layers)
             lines.append(f"quantization_param([{names}], precision_mode=a16_w16)")
-        lines.append("quantization_param({output_layer*}, precision_mode=a16_w16)")
+        if self.precision != "a8_w8":  # a8_w8 means every layer, outputs included
+            lines.append("quantization_param({output_layer*}, precision_mode=a16_w16)")
         return "\n".join(lines) + "\n"
 
 
