@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "run",
     "export",
     "quantize",
+    "hailo",
     "bench",
     "deploy",
     "demo",
