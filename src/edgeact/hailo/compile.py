@@ -131,7 +131,7 @@ def compile_bundle(
     except SdkMissing as err:
         lines = "\n  ".join(command_lines(part, calib.resolve(), hw_arch))
         raise SdkMissing(f"{err}. Install {SDK_INSTALL}; or run these on the machine that has it:\n  {lines}") from err
-    return _run_dfc(sdk, part, arrays, script.text(), result, emulate, episodes, log)
+    return _run_dfc(sdk, part, arrays, script_path, result, emulate, episodes, log)
 
 
 def _mixed_layers(part: HailoPart, calib: Path, episodes, log) -> list[str]:
@@ -147,7 +147,7 @@ def _mixed_layers(part: HailoPart, calib: Path, episodes, log) -> list[str]:
     return [names[n] for n in results["mixed"].sixteen_bit_layers if n in names]
 
 
-def _run_dfc(sdk, part: HailoPart, arrays: dict[str, np.ndarray], script: str, result: CompileResult,
+def _run_dfc(sdk, part: HailoPart, arrays: dict[str, np.ndarray], script: Path, result: CompileResult,
              emulate: bool, episodes, log) -> CompileResult:
     npu = part.block["npu"]
     runner = sdk.ClientRunner(hw_arch=result.hw_arch)
@@ -155,7 +155,7 @@ def _run_dfc(sdk, part: HailoPart, arrays: dict[str, np.ndarray], script: str, r
     runner.translate_onnx_model(str(part.path("npu")), NET_NAME, start_node_names=npu["start_node_names"],
                                 end_node_names=npu["end_node_names"], net_input_shapes=npu["net_input_shapes"])
     _check_layer_names(runner, result.sixteen_bit_layers)
-    runner.load_model_script(script)
+    runner.load_model_script(str(script))  # a path: both forms are accepted, the file is what the CLI uses too
     log(f"[3/{STAGES}] optimize on {len(next(iter(arrays.values())))} calibration frames (this is the long stage)")
     calib_data: Any = next(iter(arrays.values())) if len(arrays) == 1 else arrays
     runner.optimize(calib_data)

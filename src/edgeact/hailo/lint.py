@@ -26,9 +26,9 @@ SUPPORTED_OPS = frozenset({
 SUPPORTED_OPS_SOURCE = (
     "assumed: the layer families in the DFC 3.30 user guide's public table of contents (convolution, "
     "dense, pooling, concat, deconvolution, depthwise, elementwise, normalization, activations, softmax, "
-    "resize, shuffle), the ops of the ONNX models Hailo's model zoo v2.18 compiles for hailo8l "
-    "(detr_resnet_v1_18_bn: Conv, MatMul, Softmax, decomposed LayerNorm (ReduceMean/Sub/Pow/Sqrt/Div)), "
-    "and the ops public parser failures name; not Hailo's own list (login-gated)"
+    "resize, shuffle), what a transformer the model zoo v2.18 compiles for hailo8l needs (DETR-ResNet18: "
+    "convolutions, MatMul attention, softmax, layer normalization), and the ops public parser failures name; "
+    "not Hailo's own list (login-gated), so a pass here is necessary, not sufficient"
 )
 KNOWN_FAILURES = {
     "Erf": "GELU exported as Erf fails to parse (github.com/ankandrew/fast-plate-ocr/issues/44); export GELU "

@@ -108,7 +108,8 @@ def make_module(log: list | None = None) -> types.ModuleType:
         def load_model_script(self, model_script=None, append=False):
             if self._onnx is None:
                 raise DfcError("load_model_script before a model was translated")
-            text = Path(model_script).read_text() if model_script and Path(str(model_script)).is_file() else model_script
+            is_path = "\n" not in str(model_script) and Path(str(model_script)).is_file()
+            text = Path(model_script).read_text() if is_path else model_script
             self._check_script(text)
             self._script = (self._script + "\n" + text) if append else text
             self.calls.append(("load_model_script", {"model_script": text, "append": append}))
@@ -157,7 +158,7 @@ def make_module(log: list | None = None) -> types.ModuleType:
             if norm is not None and float(np.max(arrays[0])) <= 1.0:
                 raise DfcError("the script normalizes, but the image calibration looks normalized already (max <= 1)")
             self._calib = arrays
-            outs = self._run(arrays, norm)
+            outs = self._run(arrays, norm, limit=len(arrays[0]))
             self._output_range = (float(outs.min()), float(outs.max()))
             self.calls.append(("optimize", {"shapes": [a.shape for a in arrays], "dtypes": [str(a.dtype) for a in arrays],
                                             "range": [(float(a.min()), float(a.max())) for a in arrays]}))
