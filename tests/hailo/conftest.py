@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "doubles"))
 
-import dfc_double  # noqa: E402
-import hailort_double  # noqa: E402
+import dfc_double
+import hailort_double
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from factories import write_episodes
 
 from edgeact.cli import main
 from edgeact.errors import DataError
 from edgeact.hailo.calib import build_calibration, select_frames
 from edgeact.hailo.part import read_part
 from edgeact.runtime.preprocess import fit_frame
-from factories import write_episodes
 
 
 def test_selection_covers_rare_steering_instead_of_the_first_frames():

@@ -7,8 +7,16 @@ import onnx
 import pytest
 
 from edgeact.cli import main
-from edgeact.hailo.emulate import A8_W8, A16_W16, Emulator, _quantize_weight, emulate_bundle, quant_params, quant_points
 from edgeact.hailo.calib import load_calibration
+from edgeact.hailo.emulate import (
+    A8_W8,
+    A16_W16,
+    Emulator,
+    _quantize_weight,
+    emulate_bundle,
+    quant_params,
+    quant_points,
+)
 from edgeact.hailo.part import read_part
 
 

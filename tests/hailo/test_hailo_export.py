@@ -50,10 +50,10 @@ def test_split_cuts_after_the_projection(hailo_exported):
 
 
 def test_normalization_is_in_pixel_units(hailo_exported):
-    from edgeact.checkpoint import load_checkpoint
-    from edgeact.hailo.graphs import normalize_pixels
     import torch
-    from edgeact.checkpoint import build_policy
+
+    from edgeact.checkpoint import build_policy, load_checkpoint
+    from edgeact.hailo.graphs import normalize_pixels
     from edgeact.model.inference import InferenceModel
 
     bundle, _, _ = hailo_exported

@@ -28,7 +28,13 @@ class HailoBackend:
         import onnxruntime as ort
 
         from edgeact.hailo.part import read_part, verified_file
-        from edgeact.hailo.runtime import DEFAULT_TIMEOUT_MS, HefRunner, check_arch, import_hailort, scan_devices
+        from edgeact.hailo.runtime import (
+            DEFAULT_TIMEOUT_MS,
+            HefRunner,
+            check_arch,
+            import_hailort,
+            scan_devices,
+        )
 
         if name not in MODE_OF:
             raise BackendError(f"unknown Hailo backend {name!r}; use one of {sorted(MODE_OF)}")

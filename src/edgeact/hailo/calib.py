@@ -13,16 +13,17 @@ give theirs to the others); inside a bin, frames are taken evenly over episodes 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgeact.errors import DataError
 from edgeact.fileio import atomic_path, atomic_write_json
-from edgeact.runtime.preprocess import fit_frame  # edgeact.frames once issue 8 lands
 from edgeact.hailo.part import read_part, verified_file
+from edgeact.runtime.preprocess import fit_frame  # edgeact.frames once issue 8 lands
 
 MIN_FRAMES = 32  # Hailo's quantization lesson: "a calibration set, typically the size of 32-96 items"
 STEERING_BINS = 9
@@ -139,12 +140,11 @@ def save_calibration(calib: CalibrationSet, out: str | Path) -> Path:
     out = Path(out)
     if len(calib.arrays) > 1 and out.suffix != ".npz":
         out = out.with_suffix(".npz")
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            if len(calib.arrays) == 1:
-                np.save(f, next(iter(calib.arrays.values())))
-            else:
-                np.savez(f, **calib.arrays)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        if len(calib.arrays) == 1:
+            np.save(f, next(iter(calib.arrays.values())))
+        else:
+            np.savez(f, **calib.arrays)
     atomic_write_json(out.with_suffix(".json"), {"layers": {k: list(v.shape) for k, v in calib.arrays.items()},
                                                  "coverage": vars(calib.coverage)})
     calib.path = out

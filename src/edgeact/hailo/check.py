@@ -56,7 +56,14 @@ def pcie_links(sysfs: Path = Path("/sys/bus/pci/devices")) -> dict[str, str]:
 
 
 def run_check(bundle: str | Path | None = None, sysfs: Path = Path("/sys/bus/pci/devices")) -> CheckReport:
-    from edgeact.hailo.runtime import DEVICE_HINT, INSTALL_HINT, check_arch, check_version, import_hailort, scan_devices
+    from edgeact.hailo.runtime import (
+        DEVICE_HINT,
+        INSTALL_HINT,
+        check_arch,
+        check_version,
+        import_hailort,
+        scan_devices,
+    )
 
     report = CheckReport()
     numpy_ok = int(np.__version__.split(".")[0]) < 2

@@ -16,9 +16,10 @@ from __future__ import annotations
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,17 @@ from edgeact.errors import BackendError, ConfigError, EdgeactError
 from edgeact.export.manifest import write_manifest
 from edgeact.fileio import atomic_write_bytes, atomic_write_text
 from edgeact.hailo.part import (
-    BACKEND_FOR_MODE, HAR_NAME, HEF_NAME, HW_ARCHS, MODEL_SCRIPT, NET_NAME, PRECISIONS, HailoPart, part_dir,
-    read_part, verified_file,
+    BACKEND_FOR_MODE,
+    HAR_NAME,
+    HEF_NAME,
+    HW_ARCHS,
+    MODEL_SCRIPT,
+    NET_NAME,
+    PRECISIONS,
+    HailoPart,
+    part_dir,
+    read_part,
+    verified_file,
 )
 
 SDK_INSTALL = ("the Hailo Dataflow Compiler (x86-64 Linux, Python 3.10-3.12): download the "

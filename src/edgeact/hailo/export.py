@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from edgeact import fileio
 from edgeact.errors import ConfigError
 from edgeact.export.manifest import read_manifest, write_manifest
-from edgeact.export.onnx_export import DEFAULT_OPSET, DEFAULT_TOLERANCE, ExportError, ort_session, trace_module
+from edgeact.export.onnx_export import (
+    DEFAULT_OPSET,
+    DEFAULT_TOLERANCE,
+    ExportError,
+    ort_session,
+    trace_module,
+)
 from edgeact.hailo.graphs import normalize_pixels
 from edgeact.hailo.part import HOST_ONNX, HW_ARCHS, MODES, NET_NAME, NPU_ONNX, part_dir
 
@@ -112,7 +119,12 @@ def _check_supported(model) -> None:
 def _trace(model, mode: str, image_size: tuple[int, int], feature: tuple[int, int, int]) -> _Graphs:
     import torch
 
-    from edgeact.hailo.graphs import HostStateToken, HostTransformer, NpuBackbone, NpuFullPolicy
+    from edgeact.hailo.graphs import (
+        HostStateToken,
+        HostTransformer,
+        NpuBackbone,
+        NpuFullPolicy,
+    )
 
     h, w = image_size
     d = model.config.dim_model

@@ -25,9 +25,8 @@ import re
 import types
 from pathlib import Path
 
-import numpy as np
-
 import fake_hef
+import numpy as np
 
 VERSION = "3.33.1"
 COMMANDS = {"normalization", "model_optimization_flavor", "model_optimization_config", "pre_quantization_optimization",

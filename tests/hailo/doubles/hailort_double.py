@@ -25,9 +25,8 @@ import enum
 import types
 from dataclasses import dataclass
 
-import numpy as np
-
 import fake_hef
+import numpy as np
 
 
 class FormatType(enum.Enum):
