@@ -8,6 +8,7 @@ UINT8/UINT16 stream) becomes the host graph's NCHW input.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from edgeact.backends.onnx_backend import session_options, spec_from_manifest
 from edgeact.errors import BackendError
 
 MODE_OF = {"hailo-split": "split", "hailo": "full"}
+log = logging.getLogger("edgeact.runtime")
 
 
 class HailoBackend:
@@ -53,6 +55,8 @@ class HailoBackend:
 
             raise BackendError(f"no Hailo device found: {DEVICE_HINT}")
         self.warning = check_arch(compiled["hw_arch"], devices)
+        if self.warning:
+            log.warning(self.warning)
         self.spec = spec_from_manifest(self.part.manifest)
         self.host = ort.InferenceSession(str(verified_file(self.part, "host", how)), session_options(threads),
                                          providers=["CPUExecutionProvider"])

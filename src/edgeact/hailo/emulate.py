@@ -347,6 +347,7 @@ def emulate_bundle(
     from edgeact.export.calibration import observations_for
     from edgeact.hailo.calib import load_calibration
     from edgeact.hailo.part import read_part
+    from edgeact.sim.evaluate import evaluate
 
     part = read_part(bundle, mode)
     spec = spec_from_manifest(part.manifest)
@@ -369,8 +370,6 @@ def emulate_bundle(
         for name, result in results.items():
             precision = None if name == "fp32" else _precision(name, result.sixteen_bit_layers)
             backend = EmulatedBackend(emulator, spec, precision, weights)
-            from edgeact.sim.evaluate import evaluate
-
             score = evaluate(backend, track, seconds=sim_seconds, seed=sim_seed)
             result.sim[track] = score.to_json()
             log(f"sim {track:8s} {name:8s} {score.laps:.2f} laps, mean |cross-track| {score.mean_cross_track_m:.3f} m, "

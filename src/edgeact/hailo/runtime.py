@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -73,18 +72,13 @@ def scan_devices(hailo_platform) -> list[DeviceInfo]:
     """Hailo devices on this machine with their architecture (``[]`` when none)."""
     devices = []
     for device_id in hailo_platform.Device.scan():
-        with contextlib.closing(_Released(hailo_platform.Device(device_id))) as device:
-            arch = device.inner.control.identify().device_architecture
+        device = hailo_platform.Device(device_id)
+        try:
+            arch = device.control.identify().device_architecture
+        finally:
+            device.release()
         devices.append(DeviceInfo(str(device_id), str(getattr(arch, "name", arch))))
     return devices
-
-
-class _Released:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def close(self) -> None:
-        self.inner.release()
 
 
 def check_arch(hef_arch: str, devices: list[DeviceInfo]) -> str | None:
@@ -193,6 +187,3 @@ class HefRunner:
 def _is_image(shape) -> bool:
     return len(shape) == 3 and shape[-1] == 3 and shape[0] > 1
 
-
-def describe(runner: HefRunner) -> dict[str, Any]:
-    return {"api": runner.api, "hailort": ".".join(map(str, runner.version)), "outputs": runner.output_formats}
