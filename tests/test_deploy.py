@@ -7,7 +7,7 @@ from edgeact.errors import EdgeactError
 
 
 def make_bundle(folder):
-    from edgeact.export.manifest import new_manifest, write_manifest
+    from edgeact.bundle import new_manifest, write_manifest
 
     folder.mkdir()
     (folder / "model.onnx").write_bytes(b"onnx bytes")

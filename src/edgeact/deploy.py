@@ -12,8 +12,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeact.bundle import hash_files, read_manifest
 from edgeact.errors import EdgeactError
-from edgeact.export.manifest import hash_files, read_manifest
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ def plan_deploy(bundle: str | Path, host: str, dest: str = "edgeact_model", back
         copy = ["rsync", "-az", "--delete", f"{bundle}/", f"{host}:{dest}/"]
     else:
         # sub-folders too (hailo/): -r copies them
-        copy = ["scp", "-rq", *[str(p) for p in sorted(bundle.iterdir()) if not p.name.startswith(".")], f"{host}:{dest}/"]
+        items = [str(p) for p in sorted(bundle.iterdir()) if not p.name.startswith(".")]
+        copy = ["scp", "-rq", *items, f"{host}:{dest}/"]
     run_hint = (f"ssh {host}\nedgeact run --model {dest} --backend {backend} "
                 "--camera 0 --actuator /dev/ttyUSB0 --rate 100")
     return DeployPlan(bundle, host, dest, [mkdir, copy], run_hint)

@@ -57,8 +57,12 @@ def hailo_exported(bundle, episodes, tmp_path_factory):
     out = root / "bundle"
     shutil.copytree(bundle, out)
     results = {mode: export_hailo(out, mode, frames=episodes, log=lambda s: None) for mode in ("split", "full")}
-    calib = {mode: save_calibration(build_calibration(out, episodes, 32, mode, log=lambda s: None), root / f"calib_{mode}.npy")
-             for mode in ("split", "full")}
+    calib = {
+        mode: save_calibration(
+            build_calibration(out, episodes, 32, mode, log=lambda s: None), root / f"calib_{mode}.npy"
+        )
+        for mode in ("split", "full")
+    }
     return out, results, calib
 
 

@@ -10,11 +10,11 @@ import onnxruntime as ort
 import pytest
 
 import edgeact
+from edgeact.backends.hailo_part import read_part
 from edgeact.backends.registry import default_backend
 from edgeact.errors import BackendError
 from edgeact.hailo.compile import compile_bundle
 from edgeact.hailo.graphs import normalize_pixels
-from edgeact.hailo.part import read_part
 
 
 def quiet(_):
@@ -34,7 +34,7 @@ def compiled(hailo_bundle, dfc):
 
 
 def observations(bundle, episodes, n=4):
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
     from edgeact.export.calibration import observations_for
 
     spec = spec_from_manifest(json.loads((bundle / "manifest.json").read_text()))
@@ -59,10 +59,13 @@ def test_hailo_split_equals_the_host_graph_on_the_dequantized_uint8_feature_map(
         q = np.clip(np.round(features / qi.qp_scale + qi.qp_zp), 0, 255)
         inside = (features >= qi.limvals_min) & (features <= qi.limvals_max)  # outside: clipped, as on the chip
         assert np.max(np.abs((q - qi.qp_zp) * qi.qp_scale - features)[inside]) <= qi.qp_scale / 2 + 1e-6  # half a step
-        expected = host.run(None, {"features": ((q - qi.qp_zp) * qi.qp_scale).astype(np.float32),
-                                   "state": state.reshape(1, -1)})[0][0]
+        expected = host.run(
+            None, {"features": ((q - qi.qp_zp) * qi.qp_scale).astype(np.float32), "state": state.reshape(1, -1)}
+        )[0][0]
         np.testing.assert_allclose(chunk, expected, atol=1e-5)
-        span = np.asarray(part.manifest["policy"]["action_range"]["max"]) - part.manifest["policy"]["action_range"]["min"]
+        span = (
+            np.asarray(part.manifest["policy"]["action_range"]["max"]) - part.manifest["policy"]["action_range"]["min"]
+        )
         assert np.max(np.abs(chunk - reference.predict_chunk(cams[0], state)) / span) < 0.05
     assert [name for name, _ in hp.calls].count("run") == 4
     policy.close()
@@ -77,8 +80,9 @@ def test_uint16_outputs_are_closer_to_fp32_than_uint8(compiled, hailort, hailo_b
         hailort()
         policy = edgeact.load_policy(str(bundle), backend="hailo-split")
         reference = edgeact.load_policy(str(bundle), backend="onnx")
-        errors[precision] = max(float(np.max(np.abs(policy.predict_chunk(f, state) - reference.predict_chunk(f, state))))
-                                for f in frames)
+        errors[precision] = max(
+            float(np.max(np.abs(policy.predict_chunk(f, state) - reference.predict_chunk(f, state)))) for f in frames
+        )
         assert policy.npu.output_formats[policy.output_stream] == ("UINT8" if precision == "a8_w8" else "UINT16")
         policy.close()
     assert errors["a16_w16"] < errors["a8_w8"] / 10

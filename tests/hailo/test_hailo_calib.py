@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import write_episodes
 
+from edgeact.backends.hailo_part import read_part
 from edgeact.cli import main
 from edgeact.errors import DataError
+from edgeact.frames import fit_frame
 from edgeact.hailo.calib import build_calibration, select_frames
-from edgeact.hailo.part import read_part
-from edgeact.runtime.preprocess import fit_frame
+from factories import write_episodes
 
 
 def test_selection_covers_rare_steering_instead_of_the_first_frames():
@@ -26,7 +26,7 @@ def test_selection_covers_rare_steering_instead_of_the_first_frames():
 def test_frames_are_raw_rgb_pixels_at_the_npu_size(hailo_exported, episodes):
     bundle, _, _ = hailo_exported
     calib = build_calibration(bundle, episodes, 32, log=lambda s: None)
-    (layer, data), = calib.arrays.items()
+    ((layer, data),) = calib.arrays.items()
     h, w = read_part(bundle).manifest["policy"]["image_size"]
     assert layer == "edgeact_act/input_layer1"
     assert data.shape == (32, h, w, 3) and data.dtype == np.float32 and data.max() > 1 and data.min() >= 0

@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeact.backends.hailo_part import read_part
 from edgeact.cli import main
 from edgeact.errors import DataError
 from edgeact.hailo.compile import SdkMissing, compile_bundle, import_hef
-from edgeact.hailo.part import read_part
 
 
 def quiet(_):
@@ -47,7 +47,7 @@ def test_cli_exits_2_without_the_dfc(hailo_bundle, no_dfc, capsys):
 def test_compile_through_the_dfc_double(hailo_bundle, dfc, episodes):
     bundle, calib = hailo_bundle
     result = compile_bundle(bundle, calib["split"], "a16_w16", "hailo8l", episodes=episodes, emulate=True, log=quiet)
-    calls = dict((name, args) for name, args in dfc.calls)
+    calls = dict(dfc.calls)
     part = read_part(bundle, "split")
     npu = onnx.load(str(part.path("npu")))
     assert calls["ClientRunner"]["hw_arch"] == "hailo8l"
@@ -58,13 +58,18 @@ def test_compile_through_the_dfc_double(hailo_bundle, dfc, episodes):
     assert translate["net_input_shapes"] == {"image": [1, 3, h, w]}
     assert calls["optimize"]["shapes"] == [(32, h, w, 3)] and calls["optimize"]["dtypes"] == ["float32"]
     lo, hi = calls["optimize"]["range"][0]
-    assert 0 <= lo and 1 < hi <= 255  # raw pixels: the script normalizes
+    assert lo >= 0 and 1 < hi <= 255  # raw pixels: the script normalizes
     assert "normalization(" in calls["load_model_script"]["model_script"]
     assert calls["infer"]["context"] == "SDK_QUANTIZED"
     assert result.emulation["worst_mean_pct"] < 2.0
     assert result.hef.is_file() and (bundle / "hailo/split/model.har").is_file()
     entry = part.manifest["models"]["hailo-split"]
-    assert entry == {"file": "hailo/split/model.hef", "precision": "a16_w16", "hw_arch": "hailo8l", "dfc_version": "3.33.1"}
+    assert entry == {
+        "file": "hailo/split/model.hef",
+        "precision": "a16_w16",
+        "hw_arch": "hailo8l",
+        "dfc_version": "3.33.1",
+    }
     assert part.manifest["files"]["hailo/split/model.hef"]["sha256"]
 
 
@@ -84,12 +89,15 @@ def test_full_mode_calibrates_with_a_dict_of_input_layers(hailo_bundle, dfc):
     assert read_part(bundle, "full").manifest["models"]["hailo"]["file"] == "hailo/full/model.hef"
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda a: a.transpose(0, 3, 1, 2).copy(), "NCHW"),
-    (lambda a: a.astype(np.uint8), "float32"),
-    (lambda a: (a / 255.0).astype(np.float32), "0-255"),
-    (lambda a: a[:, :-2], "expected"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda a: a.transpose(0, 3, 1, 2).copy(), "NCHW"),
+        (lambda a: a.astype(np.uint8), "float32"),
+        (lambda a: (a / 255.0).astype(np.float32), "0-255"),
+        (lambda a: a[:, :-2], "expected"),
+    ],
+)
 def test_bad_calibration_is_refused_before_the_dfc(hailo_bundle, dfc, tmp_path, bad, message):
     bundle, calib = hailo_bundle
     path = tmp_path / "bad.npy"

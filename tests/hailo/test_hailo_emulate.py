@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeact.backends.hailo_part import read_part
 from edgeact.cli import main
 from edgeact.hailo.calib import load_calibration
 from edgeact.hailo.emulate import (
@@ -17,7 +18,6 @@ from edgeact.hailo.emulate import (
     quant_params,
     quant_points,
 )
-from edgeact.hailo.part import read_part
 
 
 def test_quant_params_cover_zero_on_an_unsigned_grid():
@@ -52,7 +52,7 @@ def test_relu_is_fused_into_the_layer_it_follows(hailo_exported):
 
 
 def test_sixteen_bits_is_near_float_and_eight_bits_is_not(hailo_exported, episodes):
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
     from edgeact.export.calibration import observations_for
     from edgeact.hailo.emulate import action_error
 
@@ -68,8 +68,28 @@ def test_sixteen_bits_is_near_float_and_eight_bits_is_not(hailo_exported, episod
 def test_report_per_precision_with_a_closed_loop_drive(hailo_exported, episodes, tmp_path, capsys):
     bundle, _, calib = hailo_exported
     out = tmp_path / "emulate.json"
-    assert main(["hailo", "emulate", str(bundle), "--calib", str(calib["split"]), "--episodes", str(episodes),
-                 "--heldout", "6", "--sim", "oval", "--sim-seconds", "2", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "hailo",
+                "emulate",
+                str(bundle),
+                "--calib",
+                str(calib["split"]),
+                "--episodes",
+                str(episodes),
+                "--heldout",
+                "6",
+                "--sim",
+                "oval",
+                "--sim-seconds",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "| a8_w8 |" in text and "| a16_w16 |" in text and "| mixed |" in text and "| fp32 | reference |" in text
     import json
@@ -81,6 +101,7 @@ def test_report_per_precision_with_a_closed_loop_drive(hailo_exported, episodes,
 
 def test_full_mode_emulates_the_transformer_too(hailo_exported, episodes):
     bundle, _, calib = hailo_exported
-    results = emulate_bundle(bundle, calib["full"], ("a8_w8", "a16_w16"), mode="full", episodes=episodes, heldout=4,
-                             log=lambda s: None)
+    results = emulate_bundle(
+        bundle, calib["full"], ("a8_w8", "a16_w16"), mode="full", episodes=episodes, heldout=4, log=lambda s: None
+    )
     assert results["a16_w16"].action_error.worst_mean_pct < results["a8_w8"].action_error.worst_mean_pct

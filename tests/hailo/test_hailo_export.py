@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeact.backends.hailo_part import read_part
 from edgeact.errors import BackendError, ConfigError
 from edgeact.export.onnx_export import ExportError
 from edgeact.hailo.export import export_hailo
 from edgeact.hailo.lint import lint_model
-from edgeact.hailo.part import read_part
 
 
 @pytest.mark.parametrize("mode", ["split", "full"])

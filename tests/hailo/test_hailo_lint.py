@@ -21,8 +21,11 @@ def vi(name, shape, dtype=TensorProto.FLOAT):
 
 def conv_then(op_nodes, out_shape):
     w = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             *op_nodes]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        *op_nodes,
+    ]
     return graph(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", out_shape)], [w])
 
 
@@ -48,17 +51,23 @@ def test_rank5_attention_reshape_fails():
 
 
 def test_dynamic_batch_and_uint8_input_fail():
-    model = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", ["batch", 3, 8, 8])], [vi("y", ["batch", 3, 8, 8])])
+    model = graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", ["batch", 3, 8, 8])], [vi("y", ["batch", 3, 8, 8])]
+    )
     assert any(f.rule == "H005" for f in lint_model(model).findings)
-    model = graph([helper.make_node("Cast", ["x"], ["y"], name="cast", to=TensorProto.FLOAT)],
-                  [vi("x", [1, 3, 8, 8], TensorProto.UINT8)], [vi("y", [1, 3, 8, 8])])
+    model = graph(
+        [helper.make_node("Cast", ["x"], ["y"], name="cast", to=TensorProto.FLOAT)],
+        [vi("x", [1, 3, 8, 8], TensorProto.UINT8)],
+        [vi("y", [1, 3, 8, 8])],
+    )
     rules = {f.rule for f in lint_model(model).findings}
     assert "H007" in rules and "H002" in rules
 
 
 def test_opset_outside_the_range():
-    model = graph([helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [1, 3, 8, 8])], [vi("y", [1, 3, 8, 8])],
-                  opset=18)
+    model = graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="r")], [vi("x", [1, 3, 8, 8])], [vi("y", [1, 3, 8, 8])], opset=18
+    )
     assert not lint_model(model).passed
 
 

@@ -5,10 +5,11 @@ import time
 import pytest
 import serial
 
+from edgeact.errors import ActuatorError
 from edgeact.runtime import protocol as P
-from edgeact.runtime.actuators import ActuatorError, NullActuator, SerialActuator, open_actuator
-from edgeact.runtime.safety import wait_for
+from edgeact.runtime.actuators import NullActuator, SerialActuator, open_actuator
 from edgeact.runtime.sim_arduino import SimArduino
+from polling import wait_for
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 CPU) and ``hailo`` (the whole policy on the NPU, the state's Linear on the CPU).
 
 Both run a bundle's compiled HEF (``edgeact hailo compile``) with HailoRT 4.x (see
-:mod:`edgeact.hailo.runtime`); no torch. The NPU's NHWC feature map (dequantized from its
+:mod:`edgeact.backends.hailort`); no torch. The NPU's NHWC feature map (dequantized from its
 UINT8/UINT16 stream) becomes the host graph's NCHW input.
 """
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.backends.base import Frames
-from edgeact.backends.onnx_backend import session_options, spec_from_manifest
+from edgeact.bundle import spec_from_manifest
+from edgeact.cpu import session_options
 from edgeact.errors import BackendError
+from edgeact.policy import Frames
 
 MODE_OF = {"hailo-split": "split", "hailo": "full"}
 log = logging.getLogger("edgeact.runtime")
@@ -25,12 +26,18 @@ log = logging.getLogger("edgeact.runtime")
 class HailoBackend:
     """Runs a bundle's Hailo part: NPU through HailoRT, the host graph through ONNX Runtime."""
 
-    def __init__(self, path: str | Path, name: str = "hailo-split", threads: int | None = None,
-                 timeout_ms: int | None = None, verify: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        name: str = "hailo-split",
+        threads: int | None = None,
+        timeout_ms: int | None = None,
+        verify: bool = True,
+    ) -> None:
         import onnxruntime as ort
 
-        from edgeact.hailo.part import read_part, verified_file
-        from edgeact.hailo.runtime import (
+        from edgeact.backends.hailo_part import read_part, verified_file
+        from edgeact.backends.hailort import (
             DEFAULT_TIMEOUT_MS,
             HefRunner,
             check_arch,
@@ -44,23 +51,27 @@ class HailoBackend:
         self.part = read_part(path, MODE_OF[name])
         compiled = self.part.compiled
         if compiled is None:
-            raise BackendError(f"bundle {path} has no compiled HEF for {name}; compile it with `edgeact hailo compile "
-                               f"{path} --calib CALIB --mode {self.part.mode}` (on an x86 machine with the DFC)")
+            raise BackendError(
+                f"bundle {path} has no compiled HEF for {name}; compile it with `edgeact hailo compile "
+                f"{path} --calib CALIB --mode {self.part.mode}` (on an x86 machine with the DFC)"
+            )
         how = f"copy the bundle again or re-run `edgeact hailo compile {path} --mode {self.part.mode}`"
         hef = verified_file(self.part, "hef", how) if verify else self.part.path("hef")
         hp = import_hailort()
         devices = scan_devices(hp)
         if not devices:
-            from edgeact.hailo.runtime import DEVICE_HINT
+            from edgeact.backends.hailort import DEVICE_HINT
 
             raise BackendError(f"no Hailo device found: {DEVICE_HINT}")
         self.warning = check_arch(compiled["hw_arch"], devices)
         if self.warning:
             log.warning(self.warning)
         self.spec = spec_from_manifest(self.part.manifest)
-        self.host = ort.InferenceSession(str(verified_file(self.part, "host", how)), session_options(threads),
-                                         providers=["CPUExecutionProvider"])
+        self.host = ort.InferenceSession(
+            str(verified_file(self.part, "host", how)), session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self.npu = HefRunner(str(hef), timeout_ms or DEFAULT_TIMEOUT_MS)
+        self._closed = False
         inputs = self.part.block["npu"]["inputs"]
         self.image_stream = _stream_for(self.npu.inputs, inputs[0]["layer"], 0)
         self.token_stream = _stream_for(self.npu.inputs, inputs[1]["layer"], 1) if len(inputs) > 1 else None
@@ -83,9 +94,9 @@ class HailoBackend:
         return self.host.run(None, {"features": features, "state": state})[0][0].astype(np.float32)
 
     def close(self) -> None:
-        if getattr(self, "npu", None) is not None:
+        if not self._closed:
+            self._closed = True
             self.npu.close()
-            self.npu = None
 
 
 def _stream_for(streams: dict, layer: str, index: int) -> str:
@@ -98,12 +109,16 @@ def _stream_for(streams: dict, layer: str, index: int) -> str:
     raise BackendError(f"the HEF has inputs {names}, none for {layer}; recompile it with `edgeact hailo compile`")
 
 
-def load(path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True) -> HailoBackend:
+def load(
+    path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True
+) -> HailoBackend:
     """``hailo-split``: backbone on the Hailo NPU, transformer in ONNX Runtime."""
     return HailoBackend(path, "hailo-split", threads=threads, timeout_ms=timeout_ms, verify=verify)
 
 
-def load_full(path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True) -> HailoBackend:
+def load_full(
+    path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True
+) -> HailoBackend:
     """``hailo``: the whole policy on the Hailo NPU."""
     return HailoBackend(path, "hailo", threads=threads, timeout_ms=timeout_ms, verify=verify)
 
@@ -116,5 +131,5 @@ def hailo_device_present() -> bool:
         return False
     try:
         return bool(hailo_platform.Device.scan())
-    except Exception:  # a broken driver counts as absent for auto; `edgeact hailo check` says why
+    except Exception:  # noqa: BLE001 - a broken driver counts as absent for auto; `edgeact hailo check` says why
         return False

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeact.backends.hailo_part import read_part, verified_file
 from edgeact.errors import DataError
 from edgeact.fileio import atomic_path, atomic_write_json
-from edgeact.hailo.part import read_part, verified_file
-from edgeact.runtime.preprocess import fit_frame  # edgeact.frames once issue 8 lands
+from edgeact.frames import fit_frame
 
 MIN_FRAMES = 32  # Hailo's quantization lesson: "a calibration set, typically the size of 32-96 items"
 STEERING_BINS = 9
@@ -41,8 +41,10 @@ class Coverage:
 
     def format(self) -> str:
         width = max(self.steering_counts + [1])
-        lines = [f"{self.frames} frames from {self.episodes_used} of {self.episodes_total} episodes; steering histogram "
-                 "(selected / available):"]
+        lines = [
+            f"{self.frames} frames from {self.episodes_used} of {self.episodes_total} episodes; steering histogram "
+            "(selected / available):"
+        ]
         for i, (got, have) in enumerate(zip(self.steering_counts, self.available_counts)):
             lo, hi = self.steering_edges[i], self.steering_edges[i + 1]
             lines.append(f"  [{lo:+.2f}, {hi:+.2f}) {got:5d} / {have:<6d} {'#' * round(30 * got / width)}")
@@ -96,13 +98,16 @@ def build_calibration(
     episodes = read_episodes(episodes_root)
     pool = [(e, i) for e in episodes for i in range(len(e))]
     if frames < MIN_FRAMES:
-        raise DataError(f"--frames {frames} is too few to calibrate; Hailo suggests at least {MIN_FRAMES} (64-1024 is usual)")
+        raise DataError(
+            f"--frames {frames} is too few to calibrate; Hailo suggests at least {MIN_FRAMES} (64-1024 is usual)"
+        )
     if len(pool) < frames:
         raise DataError(
             f"{episodes_root} holds {len(pool)} frames in {len(episodes)} episode(s); {frames} were asked for. "
             f"Record more episodes (`edgeact sim record` or on the rover) or pass --frames {max(MIN_FRAMES, len(pool))}"
-            if len(pool) >= MIN_FRAMES else
-            f"{episodes_root} holds only {len(pool)} frames; calibration needs at least {MIN_FRAMES}: record more episodes"
+            if len(pool) >= MIN_FRAMES
+            else f"{episodes_root} holds only {len(pool)} frames; calibration needs at least {MIN_FRAMES}: "
+            "record more episodes"
         )
     steering = np.concatenate([np.asarray(e.actions[:, 0], np.float64) for e in episodes])
     index, edges, which = select_frames(steering, frames)
@@ -116,9 +121,15 @@ def build_calibration(
         per_episode[episode.name] = per_episode.get(episode.name, 0) + 1
         if (k + 1) % 256 == 0:
             log(f"  calibration frames {k + 1}/{len(index)}")
-    coverage = Coverage(len(index), len(per_episode), len(episodes), [float(x) for x in edges],
-                        np.bincount(which[index], minlength=len(edges) - 1).tolist(),
-                        np.bincount(which, minlength=len(edges) - 1).tolist(), per_episode)
+    coverage = Coverage(
+        len(index),
+        len(per_episode),
+        len(episodes),
+        [float(x) for x in edges],
+        np.bincount(which[index], minlength=len(edges) - 1).tolist(),
+        np.bincount(which, minlength=len(edges) - 1).tolist(),
+        per_episode,
+    )
     arrays = {part.npu_input["layer"]: images}
     if mode == "full":
         arrays.update(_state_tokens(part, states))
@@ -129,8 +140,9 @@ def _state_tokens(part, states: np.ndarray) -> dict[str, np.ndarray]:
     """The full graph's second input: the host graph's state token, as the device will see it (NHWC)."""
     import onnxruntime as ort
 
-    host = ort.InferenceSession(str(verified_file(part, "host", "re-run `edgeact hailo export`")),
-                                providers=["CPUExecutionProvider"])
+    host = ort.InferenceSession(
+        str(verified_file(part, "host", "re-run `edgeact hailo export`")), providers=["CPUExecutionProvider"]
+    )
     tokens = np.stack([host.run(None, {"state": s.reshape(1, -1)})[0].reshape(1, 1, -1) for s in states])
     return {part.block["npu"]["inputs"][1]["layer"]: tokens.astype(np.float32)}  # (N, 1, 1, D): [B,S,C] as [B,1,S,C]
 
@@ -144,9 +156,11 @@ def save_calibration(calib: CalibrationSet, out: str | Path) -> Path:
         if len(calib.arrays) == 1:
             np.save(f, next(iter(calib.arrays.values())))
         else:
-            np.savez(f, **calib.arrays)
-    atomic_write_json(out.with_suffix(".json"), {"layers": {k: list(v.shape) for k, v in calib.arrays.items()},
-                                                 "coverage": vars(calib.coverage)})
+            np.savez(f, **calib.arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
+    atomic_write_json(
+        out.with_suffix(".json"),
+        {"layers": {k: list(v.shape) for k, v in calib.arrays.items()}, "coverage": vars(calib.coverage)},
+    )
     calib.path = out
     return out
 
@@ -155,7 +169,9 @@ def load_calibration(path: str | Path, part) -> dict[str, np.ndarray]:
     """Read a calibration file and check it against the part's NPU inputs (layout, size, dtype, range)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"calibration file not found: {path}; make it with `edgeact hailo calib {part.bundle} --episodes DIR`")
+        raise DataError(
+            f"calibration file not found: {path}; make it with `edgeact hailo calib {part.bundle} --episodes DIR`"
+        )
     try:
         loaded: Any = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -165,7 +181,9 @@ def load_calibration(path: str | Path, part) -> dict[str, np.ndarray]:
     for entry in inputs:
         layer = entry["layer"]
         if layer not in arrays:
-            raise DataError(f"{path} has no array for input layer {layer!r} (has {sorted(arrays)}); re-run `edgeact hailo calib`")
+            raise DataError(
+                f"{path} has no array for input layer {layer!r} (has {sorted(arrays)}); re-run `edgeact hailo calib`"
+            )
         check_calibration_array(arrays[layer], entry, path)
     return arrays
 
@@ -176,13 +194,19 @@ def check_calibration_array(data: np.ndarray, entry: dict[str, Any], path: Path 
     expected = (h, w, c)
     if data.ndim != 4 or data.shape[1:] != expected:
         hint = " (looks NCHW: the optimizer takes NHWC)" if data.ndim == 4 and data.shape[1:] == (c, h, w) else ""
-        raise DataError(f"{path}: calibration for {entry['layer']} has shape {data.shape}, expected (N, {h}, {w}, {c}) "
-                        f"NHWC{hint}; re-run `edgeact hailo calib`")
+        raise DataError(
+            f"{path}: calibration for {entry['layer']} has shape {data.shape}, expected (N, {h}, {w}, {c}) "
+            f"NHWC{hint}; re-run `edgeact hailo calib`"
+        )
     if data.dtype != np.float32:
-        raise DataError(f"{path}: calibration for {entry['layer']} is {data.dtype}; the optimizer takes float32 "
-                        "(raw 0-255 pixels for the image)")
+        raise DataError(
+            f"{path}: calibration for {entry['layer']} is {data.dtype}; the optimizer takes float32 "
+            "(raw 0-255 pixels for the image)"
+        )
     if entry.get("device", {}).get("range") == [0, 255]:
         lo, hi = float(data.min()), float(data.max())
         if lo < 0 or hi > 255 or hi <= 1.0:
-            raise DataError(f"{path}: image calibration spans [{lo:.3g}, {hi:.3g}]; it must be raw 0-255 pixels "
-                            "(the model script normalizes), not normalized or [0, 1] frames")
+            raise DataError(
+                f"{path}: image calibration spans [{lo:.3g}, {hi:.3g}]; it must be raw 0-255 pixels "
+                "(the model script normalizes), not normalized or [0, 1] frames"
+            )

@@ -56,9 +56,8 @@ def pcie_links(sysfs: Path = Path("/sys/bus/pci/devices")) -> dict[str, str]:
 
 
 def run_check(bundle: str | Path | None = None, sysfs: Path = Path("/sys/bus/pci/devices")) -> CheckReport:
-    from edgeact.hailo.runtime import (
+    from edgeact.backends.hailort import (
         DEVICE_HINT,
-        INSTALL_HINT,
         check_arch,
         check_version,
         import_hailort,
@@ -67,7 +66,11 @@ def run_check(bundle: str | Path | None = None, sysfs: Path = Path("/sys/bus/pci
 
     report = CheckReport()
     numpy_ok = int(np.__version__.split(".")[0]) < 2
-    report.add("numpy", numpy_ok, np.__version__ + ("" if numpy_ok else " (hailo_platform needs numpy<2: pip install 'numpy<2')"))
+    report.add(
+        "numpy",
+        numpy_ok,
+        np.__version__ + ("" if numpy_ok else " (hailo_platform needs numpy<2: pip install 'numpy<2')"),
+    )
     try:
         hp = import_hailort()
         version = ".".join(map(str, check_version(hp)))
@@ -76,20 +79,25 @@ def run_check(bundle: str | Path | None = None, sysfs: Path = Path("/sys/bus/pci
         report.add("HailoRT", False, str(err))
         return report
     devices = scan_devices(hp)
-    report.add("devices", bool(devices), ", ".join(f"{d.device_id} {d.architecture}" for d in devices) or
-               f"none found: {DEVICE_HINT}")
+    report.add(
+        "devices",
+        bool(devices),
+        ", ".join(f"{d.device_id} {d.architecture}" for d in devices) or f"none found: {DEVICE_HINT}",
+    )
     links = pcie_links(sysfs)
     for d in devices:
         link = links.get(d.device_id) or links.get(f"0000:{d.device_id}")
         # the Pi 5's external PCIe runs at Gen 2 unless dtparam=pciex1_gen=3 is set
-        report.add(f"PCIe {d.device_id}", link is not None, link or "no sysfs entry (not a PCIe device, or sysfs unavailable)")
+        report.add(
+            f"PCIe {d.device_id}", link is not None, link or "no sysfs entry (not a PCIe device, or sysfs unavailable)"
+        )
     if bundle is not None and devices:
         _check_bundle(report, Path(bundle), devices, check_arch)
     return report
 
 
 def _check_bundle(report: CheckReport, bundle: Path, devices, check_arch) -> None:
-    from edgeact.hailo.part import MODES, read_part, verified_file
+    from edgeact.backends.hailo_part import MODES, read_part, verified_file
 
     found = False
     for mode in MODES:
@@ -98,14 +106,20 @@ def _check_bundle(report: CheckReport, bundle: Path, devices, check_arch) -> Non
         except BackendError:
             continue
         if part.compiled is None:
-            report.add(f"HEF ({mode})", False, f"not compiled: `edgeact hailo compile {bundle} --mode {mode} --calib CALIB`")
+            report.add(
+                f"HEF ({mode})", False, f"not compiled: `edgeact hailo compile {bundle} --mode {mode} --calib CALIB`"
+            )
             continue
         found = True
         try:
             verified_file(part, "hef", "copy the bundle again")
             warning = check_arch(part.compiled["hw_arch"], devices)
-            report.add(f"HEF ({mode})", True, f"{part.compiled['hw_arch']}, {part.compiled['precision']}, DFC "
-                       f"{part.compiled['dfc_version']}" + (f"; {warning}" if warning else ""))
+            report.add(
+                f"HEF ({mode})",
+                True,
+                f"{part.compiled['hw_arch']}, {part.compiled['precision']}, DFC "
+                f"{part.compiled['dfc_version']}" + (f"; {warning}" if warning else ""),
+            )
         except BackendError as err:
             report.add(f"HEF ({mode})", False, str(err))
     if not found and not any(line.what.startswith("HEF") for line in report.lines):

@@ -23,10 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.errors import BackendError, ConfigError, EdgeactError
-from edgeact.export.manifest import write_manifest
-from edgeact.fileio import atomic_write_bytes, atomic_write_text
-from edgeact.hailo.part import (
+from edgeact.backends.hailo_part import (
     BACKEND_FOR_MODE,
     HAR_NAME,
     HEF_NAME,
@@ -39,10 +36,15 @@ from edgeact.hailo.part import (
     read_part,
     verified_file,
 )
+from edgeact.bundle import write_manifest
+from edgeact.errors import BackendError, ConfigError, EdgeactError
+from edgeact.fileio import atomic_write_bytes, atomic_write_text
 
-SDK_INSTALL = ("the Hailo Dataflow Compiler (x86-64 Linux, Python 3.10-3.12): download the "
-               "hailo_dataflow_compiler 3.x wheel from hailo.ai's Developer Zone (login) and "
-               "`pip install hailo_dataflow_compiler-3.*.whl` in a venv on that machine")
+SDK_INSTALL = (
+    "the Hailo Dataflow Compiler (x86-64 Linux, Python 3.10-3.12): download the "
+    "hailo_dataflow_compiler 3.x wheel from hailo.ai's Developer Zone (login) and "
+    "`pip install hailo_dataflow_compiler-3.*.whl` in a venv on that machine"
+)
 STAGES = 4
 
 
@@ -86,11 +88,35 @@ def command_lines(part: HailoPart, calib: Path, hw_arch: str) -> list[str]:
     parsed, quantized = folder / f"{NET_NAME}.parsed.har", folder / f"{NET_NAME}.quantized.har"
     q = shlex.quote
     return [
-        " ".join(["hailo parser onnx", q(str(part.path("npu"))), "--hw-arch", hw_arch,
-                  "--start-node-names", *map(q, npu["start_node_names"]), "--end-node-names", *map(q, npu["end_node_names"]),
-                  "--har-path", q(str(parsed)), "-y"]),
-        " ".join(["hailo optimize", q(str(parsed)), "--hw-arch", hw_arch, "--calib-set-path", q(str(calib)),
-                  "--model-script", q(str(folder / MODEL_SCRIPT)), "--output-har-path", q(str(quantized))]),
+        " ".join(
+            [
+                "hailo parser onnx",
+                q(str(part.path("npu"))),
+                "--hw-arch",
+                hw_arch,
+                "--start-node-names",
+                *map(q, npu["start_node_names"]),
+                "--end-node-names",
+                *map(q, npu["end_node_names"]),
+                "--har-path",
+                q(str(parsed)),
+                "-y",
+            ]
+        ),
+        " ".join(
+            [
+                "hailo optimize",
+                q(str(parsed)),
+                "--hw-arch",
+                hw_arch,
+                "--calib-set-path",
+                q(str(calib)),
+                "--model-script",
+                q(str(folder / MODEL_SCRIPT)),
+                "--output-har-path",
+                q(str(quantized)),
+            ]
+        ),
         " ".join(["hailo compiler", q(str(quantized)), "--hw-arch", hw_arch, "--output-dir", q(str(folder))]),
         f"edgeact hailo compile {q(str(part.bundle))} --mode {part.mode} --hw-arch {hw_arch} "
         f"--hef {q(str(folder / (NET_NAME + '.quantized.hef')))}   # registers the HEF in the manifest (the compiler "
@@ -131,8 +157,11 @@ def compile_bundle(
     script = ModelScript(precision, norm["mean"], norm["std"], n_calib, optimization_level, layers)
     script_path = part.path("npu").parent / MODEL_SCRIPT
     atomic_write_text(script_path, script.text())
-    part.block["model_script"] = {"file": f"{part_dir(mode)}/{MODEL_SCRIPT}", "precision": precision,
-                                  "sixteen_bit_layers": layers}
+    part.block["model_script"] = {
+        "file": f"{part_dir(mode)}/{MODEL_SCRIPT}",
+        "precision": precision,
+        "sixteen_bit_layers": layers,
+    }
     write_manifest(part.bundle, part.manifest)
     log(f"[1/{STAGES}] model script ({precision}) -> {script_path}")
     result = CompileResult(part.bundle, mode, precision, hw_arch, script_path, sixteen_bit_layers=layers)
@@ -157,13 +186,26 @@ def _mixed_layers(part: HailoPart, calib: Path, episodes, log) -> list[str]:
     return [names[n] for n in results["mixed"].sixteen_bit_layers if n in names]
 
 
-def _run_dfc(sdk, part: HailoPart, arrays: dict[str, np.ndarray], script: Path, result: CompileResult,
-             emulate: bool, episodes, log) -> CompileResult:
+def _run_dfc(
+    sdk,
+    part: HailoPart,
+    arrays: dict[str, np.ndarray],
+    script: Path,
+    result: CompileResult,
+    emulate: bool,
+    episodes,
+    log,
+) -> CompileResult:
     npu = part.block["npu"]
     runner = sdk.ClientRunner(hw_arch=result.hw_arch)
     log(f"[2/{STAGES}] parse {part.path('npu').name} (DFC {sdk_version(sdk)}, {result.hw_arch})")
-    runner.translate_onnx_model(str(part.path("npu")), NET_NAME, start_node_names=npu["start_node_names"],
-                                end_node_names=npu["end_node_names"], net_input_shapes=npu["net_input_shapes"])
+    runner.translate_onnx_model(
+        str(part.path("npu")),
+        NET_NAME,
+        start_node_names=npu["start_node_names"],
+        end_node_names=npu["end_node_names"],
+        net_input_shapes=npu["net_input_shapes"],
+    )
     _check_layer_names(runner, result.sixteen_bit_layers)
     runner.load_model_script(str(script))  # a path: both forms are accepted, the file is what the CLI uses too
     log(f"[3/{STAGES}] optimize on {len(next(iter(arrays.values())))} calibration frames (this is the long stage)")
@@ -196,15 +238,17 @@ def _check_layer_names(runner, layers: list[str]) -> None:
     known = set(runner.get_hn_dict().get("layers", {}))
     missing = [name for name in layers if name not in known]
     if missing:
-        raise BackendError(f"the parsed network has no layers {missing} (edgeact's guess at the DFC's names); "
-                           f"compile with --precision a16_w16, and report the network's names: {sorted(known)[:8]} ...")
+        raise BackendError(
+            f"the parsed network has no layers {missing} (edgeact's guess at the DFC's names); "
+            f"compile with --precision a16_w16, and report the network's names: {sorted(known)[:8]} ..."
+        )
 
 
 def _sdk_emulation(sdk, runner, part: HailoPart, episodes, log) -> dict[str, Any]:
     """The DFC's own quantized emulation (SDK_QUANTIZED) on held-out frames, vs the float graphs."""
     import onnxruntime as ort
 
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
     from edgeact.export.accuracy import action_range, from_errors
     from edgeact.export.calibration import observations_for
     from edgeact.hailo.export import run_pair
@@ -217,8 +261,9 @@ def _sdk_emulation(sdk, runner, part: HailoPart, episodes, log) -> dict[str, Any
     _, held = observations_for(spec, episodes, 0, 16)
     norm = part.block["normalization"]
     npu = ort.InferenceSession(str(part.path("npu")), providers=["CPUExecutionProvider"])
-    host = ort.InferenceSession(str(verified_file(part, "host", "re-run `edgeact hailo export`")),
-                                providers=["CPUExecutionProvider"])
+    host = ort.InferenceSession(
+        str(verified_file(part, "host", "re-run `edgeact hailo export`")), providers=["CPUExecutionProvider"]
+    )
     raw = np.stack([cams[0] for cams, _ in held]).astype(np.float32)  # raw 0-255 NHWC: the script normalizes
     with runner.infer_context(sdk.InferenceContext.SDK_QUANTIZED) as ctx:
         quantized = np.asarray(runner.infer(context=ctx, dataset=raw))
@@ -243,12 +288,22 @@ def register_hef(part: HailoPart, hef: Path, hw_arch: str, precision: str, dfc_v
         part.block["har"] = {"file": f"{part_dir(part.mode)}/{HAR_NAME}"}
     part.block["compiled"] = {"hw_arch": hw_arch, "precision": precision, "dfc_version": dfc_version, "hef": rel}
     part.manifest.setdefault("models", {})[BACKEND_FOR_MODE[part.mode]] = {
-        "file": rel, "precision": precision, "hw_arch": hw_arch, "dfc_version": dfc_version}
+        "file": rel,
+        "precision": precision,
+        "hw_arch": hw_arch,
+        "dfc_version": dfc_version,
+    }
     write_manifest(part.bundle, part.manifest)
 
 
-def import_hef(bundle: str | Path, hef: str | Path, mode: str = "split", hw_arch: str = "hailo8l",
-               precision: str | None = None, log: Callable[[str], None] = print) -> Path:
+def import_hef(
+    bundle: str | Path,
+    hef: str | Path,
+    mode: str = "split",
+    hw_arch: str = "hailo8l",
+    precision: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Copy a HEF compiled by hand (the printed command lines) into the bundle and register it."""
     part = read_part(bundle, mode)
     src = Path(hef)

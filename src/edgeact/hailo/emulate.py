@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.backends.base import Frames, PolicySpec
+from edgeact.backends.hailo_part import HailoPart, verified_file
 from edgeact.errors import ConfigError
 from edgeact.hailo.graphs import normalize_pixels
-from edgeact.hailo.part import HailoPart, verified_file
+from edgeact.policy import Frames, PolicySpec
 
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 LAYOUT_OPS = frozenset({"Reshape", "Transpose", "Flatten", "MaxPool", "Squeeze", "Unsqueeze", "Identity"})
@@ -94,7 +94,9 @@ def quant_points(model) -> list[QuantPoint]:
     return points
 
 
-def activation_ranges(model, points: list[QuantPoint], feeds: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+def activation_ranges(
+    model, points: list[QuantPoint], feeds: list[dict[str, np.ndarray]]
+) -> dict[str, tuple[float, float]]:
     """min/max of every quantization point over the calibration feeds (float graph)."""
     import onnx
     import onnxruntime as ort
@@ -107,8 +109,8 @@ def activation_ranges(model, points: list[QuantPoint], feeds: list[dict[str, np.
         if name not in known:
             probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     session = ort.InferenceSession(probe.SerializeToString(), _options(), providers=["CPUExecutionProvider"])
-    lo = {n: np.inf for n in names}
-    hi = {n: -np.inf for n in names}
+    lo = dict.fromkeys(names, np.inf)
+    hi = dict.fromkeys(names, -np.inf)
     for feed in feeds:
         for name, value in zip(names, session.run(names, feed)):
             lo[name] = min(lo[name], float(value.min()))
@@ -131,14 +133,18 @@ def fake_quantize(model, points: list[QuantPoint], ranges, precision: Precision,
             tensor = inits[node.input[1]]
             w = numpy_helper.to_array(tensor)
             axis = 0 if node.op_type in ("Conv", "Gemm") else w.ndim - 1  # output channels
-            tensor.CopyFrom(numpy_helper.from_array(_quantize_weight(w, precision.bits(node.name), weights, axis), tensor.name))
+            tensor.CopyFrom(
+                numpy_helper.from_array(_quantize_weight(w, precision.bits(node.name), weights, axis), tensor.name)
+            )
     by_tensor = {p.tensor: p for p in points}
     new_nodes = []
     renames: dict[str, str] = {}
     for v in q.graph.input:  # graph inputs: quantize right after entry
         if v.name in by_tensor:
             renames[v.name] = f"{v.name}__fq"
-            new_nodes += _fq_nodes(v.name, renames[v.name], ranges[v.name], _point_bits(by_tensor[v.name], precision), q)
+            new_nodes += _fq_nodes(
+                v.name, renames[v.name], ranges[v.name], _point_bits(by_tensor[v.name], precision), q
+            )
     for node in q.graph.node:
         for i, name in enumerate(node.input):
             if name in renames:
@@ -175,7 +181,7 @@ def _quantize_weight(w: np.ndarray, bits: int, mode: str, axis: int) -> np.ndarr
 def quant_params(lo: float, hi: float, bits: int) -> tuple[float, float]:
     """(scale, zero point) of an unsigned ``bits`` grid covering [lo, hi] and 0."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    qmax = 2 ** bits - 1
+    qmax = 2**bits - 1
     scale = (hi - lo) / qmax if hi > lo else 1.0
     return float(scale), float(np.clip(np.round(-lo / scale), 0, qmax))
 
@@ -186,7 +192,7 @@ def _fq_nodes(src: str, dst: str, rng: tuple[float, float], bits: int, model) ->
 
     scale, zp = quant_params(*rng, bits)
     base = dst.replace("/", "_")
-    consts = {"s": scale, "zp": zp, "lo": 0.0, "hi": float(2 ** bits - 1)}
+    consts = {"s": scale, "zp": zp, "lo": 0.0, "hi": float(2**bits - 1)}
     names = {}
     for key, value in consts.items():
         names[key] = f"{base}__fq_{key}"
@@ -222,16 +228,18 @@ class Emulator:
 
         self.part = part
         self.npu = onnx.load(str(verified_file(part, "npu", REEXPORT)))
-        self.host = ort.InferenceSession(str(verified_file(part, "host", REEXPORT)), _options(),
-                                         providers=["CPUExecutionProvider"])
+        self.host = ort.InferenceSession(
+            str(verified_file(part, "host", REEXPORT)), _options(), providers=["CPUExecutionProvider"]
+        )
         norm = part.block["normalization"]
         self.mean, self.std = norm["mean"], norm["std"]
         self.host_runs = part.block["host"]["runs"]
         self.points = quant_points(self.npu)
         self.layers = [n.name for n in self.npu.graph.node if n.op_type in WEIGHTED_OPS + ("Add",)]
         self.ranges = activation_ranges(self.npu, self.points, self._calib_feeds(calibration, max_calib))
-        self.float_session = ort.InferenceSession(self.npu.SerializeToString(), _options(),
-                                                  providers=["CPUExecutionProvider"])
+        self.float_session = ort.InferenceSession(
+            self.npu.SerializeToString(), _options(), providers=["CPUExecutionProvider"]
+        )
 
     def _calib_feeds(self, calibration: dict[str, np.ndarray], limit: int) -> list[dict[str, np.ndarray]]:
         inputs = self.part.block["npu"]["inputs"]
@@ -240,7 +248,7 @@ class Emulator:
         index = np.linspace(0, n - 1, min(limit, n)).round().astype(int)
         feeds = []
         for k in index:
-            feed = {inputs[0]["name"]: normalize_pixels(data[0][k:k + 1], self.mean, self.std)}
+            feed = {inputs[0]["name"]: normalize_pixels(data[0][k : k + 1], self.mean, self.std)}
             for entry, arr in zip(inputs[1:], data[1:]):
                 feed[entry["name"]] = arr[k].reshape(entry["shape"]).astype(np.float32)
             feeds.append(feed)
@@ -258,7 +266,9 @@ class Emulator:
     def predict(self, npu_session, frame: np.ndarray, state: np.ndarray) -> np.ndarray:
         from edgeact.hailo.export import run_pair
 
-        return run_pair(npu_session, self.host, self.host_runs, normalize_pixels(frame[None], self.mean, self.std), state)
+        return run_pair(
+            npu_session, self.host, self.host_runs, normalize_pixels(frame[None], self.mean, self.std), state
+        )
 
 
 class EmulatedBackend:
@@ -291,12 +301,22 @@ class PrecisionResult:
 def action_error(emulator: Emulator, session, observations, manifest_policy: dict):
     from edgeact.export.accuracy import compare
 
-    return compare(lambda f, s: emulator.predict(emulator.float_session, f[0], s),
-                   lambda f, s: emulator.predict(session, f[0], s), observations, manifest_policy)
+    return compare(
+        lambda f, s: emulator.predict(emulator.float_session, f[0], s),
+        lambda f, s: emulator.predict(session, f[0], s),
+        observations,
+        manifest_policy,
+    )
 
 
-def sensitive_layers(emulator: Emulator, observations, manifest_policy: dict, weights: str = "per-tensor",
-                     target_pct: float = 0.5, log: Callable[[str], None] = print) -> tuple[list[str], list[tuple[str, float]]]:
+def sensitive_layers(
+    emulator: Emulator,
+    observations,
+    manifest_policy: dict,
+    weights: str = "per-tensor",
+    target_pct: float = 0.5,
+    log: Callable[[str], None] = print,
+) -> tuple[list[str], list[tuple[str, float]]]:
     """Layers to keep at 16 bits: ranked by the error each causes alone at 8 bits (others 16),
     taken greedily until the mixed model's worst mean action error is ≤ ``target_pct``."""
     scores = []
@@ -343,10 +363,10 @@ def emulate_bundle(
     log: Callable[[str], None] = print,
 ) -> dict[str, PrecisionResult]:
     """Action error vs fp32 on held-out frames per precision, and closed-loop scores with ``sim_tracks``."""
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.backends.hailo_part import read_part
+    from edgeact.bundle import spec_from_manifest
     from edgeact.export.calibration import observations_for
     from edgeact.hailo.calib import load_calibration
-    from edgeact.hailo.part import read_part
     from edgeact.sim.evaluate import evaluate
 
     part = read_part(bundle, mode)
@@ -354,13 +374,17 @@ def emulate_bundle(
     policy = part.manifest["policy"]
     emulator = Emulator(part, load_calibration(calib, part))
     _, held = observations_for(spec, episodes, 0, heldout)
-    log(f"emulating the {mode} NPU graph ({len(emulator.layers)} weighted layers, {len(emulator.points)} quantized "
-        f"tensors, {weights} weights) on {len(held)} {held.source}")
+    log(
+        f"emulating the {mode} NPU graph ({len(emulator.layers)} weighted layers, {len(emulator.points)} quantized "
+        f"tensors, {weights} weights) on {len(held)} {held.source}"
+    )
     results: dict[str, PrecisionResult] = {}
     for name in precisions:
         layers: list[str] = []
         if name == "mixed":
-            layers, _ = sensitive_layers(emulator, held.subset(slice(0, min(16, len(held)))), policy, weights, target_pct, log)
+            layers, _ = sensitive_layers(
+                emulator, held.subset(slice(0, min(16, len(held)))), policy, weights, target_pct, log
+            )
         precision = _precision(name, layers)
         err = action_error(emulator, emulator.session(precision, weights), held, policy)
         results[name] = PrecisionResult(name, err, layers)
@@ -368,10 +392,12 @@ def emulate_bundle(
     for track in sim_tracks:
         results.setdefault("fp32", PrecisionResult("fp32", None))
         for name, result in results.items():
-            precision = None if name == "fp32" else _precision(name, result.sixteen_bit_layers)
-            backend = EmulatedBackend(emulator, spec, precision, weights)
+            driving = None if name == "fp32" else _precision(name, result.sixteen_bit_layers)
+            backend = EmulatedBackend(emulator, spec, driving, weights)
             score = evaluate(backend, track, seconds=sim_seconds, seed=sim_seed)
             result.sim[track] = score.to_json()
-            log(f"sim {track:8s} {name:8s} {score.laps:.2f} laps, mean |cross-track| {score.mean_cross_track_m:.3f} m, "
-                f"off-track {score.off_track_events}")
+            log(
+                f"sim {track:8s} {name:8s} {score.laps:.2f} laps, mean |cross-track| {score.mean_cross_track_m:.3f} m, "
+                f"off-track {score.off_track_events}"
+            )
     return results

@@ -6,8 +6,9 @@ out). ``full``: the whole policy on the NPU (normalized image + state token in, 
 only the state's Linear on the host.
 
 The NPU graphs are written for the Dataflow Compiler's parser: opset 13 (what Hailo staff
-suggest for the DFC 3.x parser; 14 for ``full``, the first opset torch exports attention at), batch 1, static shapes, float32 NCHW input, every tensor of
-rank ≤ 4, attention as plain MatMul/Softmax, constants folded; they must pass
+suggest for the DFC 3.x parser; 14 for ``full``, the first opset torch exports attention at),
+batch 1, static shapes, float32 NCHW input, every tensor of rank ≤ 4, attention as plain
+MatMul/Softmax, constants folded; they must pass
 :mod:`edgeact.hailo.lint`. Host graphs run in ONNX Runtime at the bundle's opset (17).
 """
 
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from edgeact import fileio
+from edgeact.backends.hailo_part import HOST_ONNX, HW_ARCHS, MODES, NET_NAME, NPU_ONNX, part_dir
+from edgeact.bundle import read_manifest, write_manifest
 from edgeact.errors import ConfigError
-from edgeact.export.manifest import read_manifest, write_manifest
 from edgeact.export.onnx_export import (
     DEFAULT_OPSET,
     DEFAULT_TOLERANCE,
@@ -33,7 +35,6 @@ from edgeact.export.onnx_export import (
     trace_module,
 )
 from edgeact.hailo.graphs import normalize_pixels
-from edgeact.hailo.part import HOST_ONNX, HW_ARCHS, MODES, NET_NAME, NPU_ONNX, part_dir
 
 # 13 is what Hailo staff suggest for the DFC 3.x parser; torch exports attention from opset 14 on
 NPU_OPSET = {"split": 13, "full": 14}
@@ -88,8 +89,10 @@ def export_hailo(
     image_size = tuple(manifest["policy"]["image_size"])
     mean, std = pixel_normalization(model)
     channels, fh, fw = feature_size(model, image_size)
-    log(f"hailo export ({mode}, {hw_arch}): image {image_size[0]}x{image_size[1]} -> feature map "
-        f"{channels}x{fh}x{fw}; NPU graph at opset {NPU_OPSET[mode]}, host graph at opset {DEFAULT_OPSET}")
+    log(
+        f"hailo export ({mode}, {hw_arch}): image {image_size[0]}x{image_size[1]} -> feature map "
+        f"{channels}x{fh}x{fw}; NPU graph at opset {NPU_OPSET[mode]}, host graph at opset {DEFAULT_OPSET}"
+    )
     graphs = _trace(model, mode, image_size, (channels, fh, fw))
 
     lint = lint_model(graphs.npu)
@@ -100,12 +103,16 @@ def export_hailo(
     diff, n, source = _parity(model, graphs, manifest, frames, n_parity, mean, std, checkpoint.stats)
     log(f"parity vs PyTorch on {n} {source}: max |npu+host - torch| = {diff:.2e} (tolerance {tolerance:g})")
     if not np.isfinite(diff) or diff > tolerance:
-        raise ExportError(f"the Hailo {mode} graphs differ from PyTorch by {diff:.3g} (> {tolerance:g}); nothing was written")
+        raise ExportError(
+            f"the Hailo {mode} graphs differ from PyTorch by {diff:.3g} (> {tolerance:g}); nothing was written"
+        )
 
     block = _block(mode, hw_arch, graphs, mean, std, lint, diff, n, source, tolerance)
     _write(bundle, mode, graphs, block, manifest)
-    log(f"wrote {bundle / part_dir(mode)} (start nodes {block['npu']['start_node_names']}, "
-        f"end nodes {block['npu']['end_node_names']})")
+    log(
+        f"wrote {bundle / part_dir(mode)} (start nodes {block['npu']['start_node_names']}, "
+        f"end nodes {block['npu']['end_node_names']})"
+    )
     return HailoExportResult(bundle, mode, diff, n, source, block)
 
 
@@ -132,11 +139,21 @@ def _trace(model, mode: str, image_size: tuple[int, int], feature: tuple[int, in
     state = torch.zeros(1, model.config.state_dim)
     if mode == "split":
         npu, _ = trace_module(NpuBackbone(model), (image,), ["image"], ["features"], NPU_OPSET[mode])
-        host, _ = trace_module(HostTransformer(model, feature[1:]), (torch.zeros(1, *feature), state),
-                               ["features", "state"], ["actions"], DEFAULT_OPSET)
+        host, _ = trace_module(
+            HostTransformer(model, feature[1:]),
+            (torch.zeros(1, *feature), state),
+            ["features", "state"],
+            ["actions"],
+            DEFAULT_OPSET,
+        )
         return _Graphs(npu, host, "after")
-    npu, _ = trace_module(NpuFullPolicy(model, feature[1:]), (image, torch.zeros(1, 1, d)),
-                          ["image", "state_token"], ["actions"], NPU_OPSET[mode])
+    npu, _ = trace_module(
+        NpuFullPolicy(model, feature[1:]),
+        (image, torch.zeros(1, 1, d)),
+        ["image", "state_token"],
+        ["actions"],
+        NPU_OPSET[mode],
+    )
     host, _ = trace_module(HostStateToken(model), (state,), ["state"], ["state_token"], DEFAULT_OPSET)
     return _Graphs(npu, host, "before")
 
@@ -152,7 +169,7 @@ def run_pair(npu_session, host_session, host_runs: str, npu_image: np.ndarray, s
 
 
 def _parity(model, graphs: _Graphs, manifest, frames, n_parity, mean, std, stats) -> tuple[float, int, str]:
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
     from edgeact.export.calibration import observations_for
     from edgeact.export.onnx_export import run_torch
 
@@ -169,8 +186,10 @@ def _parity(model, graphs: _Graphs, manifest, frames, n_parity, mean, std, stats
 
 
 def _io(values) -> list[dict[str, Any]]:
-    return [{"name": v.name, "shape": [d.dim_value for d in v.type.tensor_type.shape.dim], "dtype": "float32"}
-            for v in values]
+    return [
+        {"name": v.name, "shape": [d.dim_value for d in v.type.tensor_type.shape.dim], "dtype": "float32"}
+        for v in values
+    ]
 
 
 def _block(mode, hw_arch, graphs: _Graphs, mean, std, lint, diff, n, source, tolerance) -> dict[str, Any]:
@@ -197,8 +216,13 @@ def _block(mode, hw_arch, graphs: _Graphs, mean, std, lint, diff, n, source, tol
             "end_node_names": [nd.name for nd in npu.node if set(nd.output) & output_names],
             "net_input_shapes": {v["name"]: v["shape"] for v in _io(npu.input)},
         },
-        "host": {"file": f"{folder}/{HOST_ONNX}", "opset": DEFAULT_OPSET, "runs": graphs.host_runs,
-                 "inputs": _io(graphs.host.graph.input), "outputs": _io(graphs.host.graph.output)},
+        "host": {
+            "file": f"{folder}/{HOST_ONNX}",
+            "opset": DEFAULT_OPSET,
+            "runs": graphs.host_runs,
+            "inputs": _io(graphs.host.graph.input),
+            "outputs": _io(graphs.host.graph.output),
+        },
         "normalization": {"mean": mean, "std": std, "units": "0-255 pixels"},
         "parity": {"max_abs_diff": diff, "frames": n, "source": source, "tolerance": tolerance},
         "lint": lint.to_json(),
@@ -220,7 +244,7 @@ def _write(bundle: Path, mode: str, graphs: _Graphs, block: dict[str, Any], mani
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     manifest.setdefault("hailo", {})[mode] = block
-    from edgeact.hailo.part import BACKEND_FOR_MODE
+    from edgeact.backends.hailo_part import BACKEND_FOR_MODE
 
     manifest.get("models", {}).pop(BACKEND_FOR_MODE[mode], None)
     write_manifest(bundle, manifest)

@@ -26,10 +26,10 @@ from edgeact.model.transformer import sinusoidal_2d
 def pixel_normalization(model: InferenceModel) -> tuple[list[float], list[float]]:
     """(mean, std) per RGB channel in 0–255 pixel units such that (pixel - mean) / std is what
     the policy feeds its backbone; works for every normalization mode (all are affine)."""
-    key = model.camera_keys[0]
-    with torch.no_grad():
-        black = model._prepare_image(torch.zeros(1, 1, 1, 3, dtype=torch.uint8), key).reshape(3).double()
-        white = model._prepare_image(torch.full((1, 1, 1, 3), 255, dtype=torch.uint8), key).reshape(3).double()
+    normalizer = model.normalizers[model.camera_keys[0].replace(".", "_")]
+    with torch.no_grad():  # the policy sees pixel / 255, normalized (InferenceModel); the export's parity checks this
+        black = normalizer(torch.zeros(1, 3, 1, 1)).reshape(3).double()
+        white = normalizer(torch.ones(1, 3, 1, 1)).reshape(3).double()
     slope = (white - black) / 255.0  # normalized units per pixel step
     mean = (-black / slope).tolist()
     std = (1.0 / slope).tolist()
@@ -58,6 +58,11 @@ class NpuBackbone(nn.Module):
 
 class _Tokens(nn.Module):
     """Encoder, decoder and action head from the encoder's tokens (shared by both cuts)."""
+
+    latent_token: Tensor
+    pos: Tensor
+    queries: Tensor
+    query_pos: Tensor
 
     def __init__(self, model: InferenceModel, feature_hw: tuple[int, int]) -> None:
         super().__init__()

@@ -15,14 +15,57 @@ from typing import Any
 
 # --------------------------------------------------------------------------------------
 # the rules' knowledge, each with its source
-SUPPORTED_OPS = frozenset({
-    "Conv", "ConvTranspose", "Gemm", "MatMul", "Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip",
-    "HardSigmoid", "HardSwish", "Elu", "Softmax", "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool",
-    "GlobalAveragePool", "GlobalMaxPool", "Concat", "Split", "Slice", "Reshape", "Transpose", "Flatten",
-    "Squeeze", "Unsqueeze", "Resize", "Pad", "BatchNormalization", "InstanceNormalization", "ReduceMean",
-    "ReduceMax", "ReduceSum", "ReduceL2", "Sqrt", "Pow", "Exp", "Abs", "Neg", "DepthToSpace", "SpaceToDepth",
-    "Identity", "Dropout",
-})
+SUPPORTED_OPS = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "Gemm",
+        "MatMul",
+        "Relu",
+        "LeakyRelu",
+        "PRelu",
+        "Sigmoid",
+        "Tanh",
+        "Clip",
+        "HardSigmoid",
+        "HardSwish",
+        "Elu",
+        "Softmax",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Concat",
+        "Split",
+        "Slice",
+        "Reshape",
+        "Transpose",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Resize",
+        "Pad",
+        "BatchNormalization",
+        "InstanceNormalization",
+        "ReduceMean",
+        "ReduceMax",
+        "ReduceSum",
+        "ReduceL2",
+        "Sqrt",
+        "Pow",
+        "Exp",
+        "Abs",
+        "Neg",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "Identity",
+        "Dropout",
+    }
+)
 SUPPORTED_OPS_SOURCE = (
     "assumed: the layer families in the DFC 3.30 user guide's public table of contents (convolution, "
     "dense, pooling, concat, deconvolution, depthwise, elementwise, normalization, activations, softmax, "
@@ -32,15 +75,17 @@ SUPPORTED_OPS_SOURCE = (
 )
 KNOWN_FAILURES = {
     "Erf": "GELU exported as Erf fails to parse (github.com/ankandrew/fast-plate-ocr/issues/44); export GELU "
-           "with approximate='tanh' or use ReLU",
+    "with approximate='tanh' or use ReLU",
     "Gather": "Gather (embedding lookups, indexing) is not an NPU layer; fold it into a constant or cut it off",
 }
 KNOWN_FAILURES_SOURCE = "public GitHub issues (fast-plate-ocr#44; HAILO-FACTS 'Parser failures seen in public issues')"
 DYNAMIC_OPS = frozenset({"Shape", "Size", "NonZero", "ConstantOfShape", "Range", "Loop", "If", "Scan", "TopK"})
 MAX_RANK = 4
-RANK_SOURCE = ("HailoRT's data layout is NHWC (a rank-3 [B,S,C] tensor travels as [B,1,S,C]); 5-D "
-               "attention reshapes fail with UnsupportedShuffleLayerError "
-               "(github.com/hailo-ai/Hailo-Application-Code-Examples/issues/364, fast-plate-ocr#44)")
+RANK_SOURCE = (
+    "HailoRT's data layout is NHWC (a rank-3 [B,S,C] tensor travels as [B,1,S,C]); 5-D "
+    "attention reshapes fail with UnsupportedShuffleLayerError "
+    "(github.com/hailo-ai/Hailo-Application-Code-Examples/issues/364, fast-plate-ocr#44)"
+)
 OPSET_ACCEPTED = (11, 17)
 OPSET_RECOMMENDED = 13
 OPSET_SOURCE = "Hailo staff suggest opset 13 for the DFC 3.x parser in public issue threads; 11-17 assumed to read"
@@ -54,18 +99,33 @@ class Rule:
 
 
 RULES = (
-    Rule("H001", f"opset within {OPSET_ACCEPTED[0]}-{OPSET_ACCEPTED[1]} (recommended {OPSET_RECOMMENDED})", OPSET_SOURCE),
+    Rule(
+        "H001", f"opset within {OPSET_ACCEPTED[0]}-{OPSET_ACCEPTED[1]} (recommended {OPSET_RECOMMENDED})", OPSET_SOURCE
+    ),
     Rule("H002", "every op is one the parser reads", SUPPORTED_OPS_SOURCE),
     Rule("H003", "no op known to fail (Erf, Gather)", KNOWN_FAILURES_SOURCE),
-    Rule("H004", "no dynamic-shape or control-flow ops", "the parser needs static shapes (HAILO-FACTS; public issues on "
-                                                         "dynamic axes); the guide's dynamic_axes export fails here"),
-    Rule("H005", "static shapes, batch 1 on every graph input and output",
-         "ClientRunner.translate_onnx_model takes net_input_shapes [1, C, H, W]; HEFs are batch-agnostic per frame"),
+    Rule(
+        "H004",
+        "no dynamic-shape or control-flow ops",
+        "the parser needs static shapes (HAILO-FACTS; public issues on "
+        "dynamic axes); the guide's dynamic_axes export fails here",
+    ),
+    Rule(
+        "H005",
+        "static shapes, batch 1 on every graph input and output",
+        "ClientRunner.translate_onnx_model takes net_input_shapes [1, C, H, W]; HEFs are batch-agnostic per frame",
+    ),
     Rule("H006", f"every tensor of rank <= {MAX_RANK}", RANK_SOURCE),
-    Rule("H007", "float32 inputs, outputs and activations (quantization is the optimizer's job)",
-         "HAILO-FACTS: graph inputs are float32 in ONNX's NCHW convention; the optimizer quantizes"),
-    Rule("H008", "image inputs in NCHW with 1 or 3 channels",
-         "translate_onnx_model net_input_shapes are [1, C, H, W] (Hailo model zoo parse_utils / HAILO-FACTS)"),
+    Rule(
+        "H007",
+        "float32 inputs, outputs and activations (quantization is the optimizer's job)",
+        "HAILO-FACTS: graph inputs are float32 in ONNX's NCHW convention; the optimizer quantizes",
+    ),
+    Rule(
+        "H008",
+        "image inputs in NCHW with 1 or 3 channels",
+        "translate_onnx_model net_input_shapes are [1, C, H, W] (Hailo model zoo parse_utils / HAILO-FACTS)",
+    ),
 )
 
 
@@ -90,19 +150,28 @@ class LintReport:
         return not any(f.severity == "error" for f in self.findings)
 
     def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "nodes": self.n_nodes, "opset": self.opset,
-                "findings": [vars(f) for f in self.findings], "cut": self.cut,
-                "rules": [r.code for r in RULES]}
+        return {
+            "passed": self.passed,
+            "nodes": self.n_nodes,
+            "opset": self.opset,
+            "findings": [vars(f) for f in self.findings],
+            "cut": self.cut,
+            "rules": [r.code for r in RULES],
+        }
 
     def format(self, title: str = "hailo lint") -> str:
-        lines = [f"{title}: {self.path}: {self.n_nodes} nodes, opset {self.opset}: "
-                 f"{'PASS' if self.passed else 'FAIL'} ({len(RULES)} rules)"]
+        lines = [
+            f"{title}: {self.path}: {self.n_nodes} nodes, opset {self.opset}: "
+            f"{'PASS' if self.passed else 'FAIL'} ({len(RULES)} rules)"
+        ]
         for f in self.findings:
             nodes = f" [{', '.join(f.nodes[:8])}{', ...' if len(f.nodes) > 8 else ''}]" if f.nodes else ""
             lines.append(f"  {f.severity} {f.rule}: {f.message}{nodes}")
         if self.cut:
-            lines.append(f"  to leave the failing nodes on the host, parse with start_node_names={self.cut['start']} "
-                         f"end_node_names={self.cut['end']} ({self.cut['kept']} of {self.n_nodes} nodes on the NPU)")
+            lines.append(
+                f"  to leave the failing nodes on the host, parse with start_node_names={self.cut['start']} "
+                f"end_node_names={self.cut['end']} ({self.cut['kept']} of {self.n_nodes} nodes on the NPU)"
+            )
         return "\n".join(lines)
 
 
@@ -125,13 +194,20 @@ def lint_model(model: Any, path: str = "<in memory>") -> LintReport:
     if not OPSET_ACCEPTED[0] <= opset <= OPSET_ACCEPTED[1]:
         findings.append(Finding("H001", f"opset {opset}; export with opset {OPSET_RECOMMENDED}"))
     elif opset != OPSET_RECOMMENDED:
-        findings.append(Finding("H001", f"opset {opset}; {OPSET_RECOMMENDED} is what Hailo suggests", severity="warning"))
+        findings.append(
+            Finding("H001", f"opset {opset}; {OPSET_RECOMMENDED} is what Hailo suggests", severity="warning")
+        )
     failing: set[str] = set()
     for rule, test, why in (
         ("H003", lambda n: n.op_type in KNOWN_FAILURES, lambda op: KNOWN_FAILURES[op]),
         ("H004", lambda n: n.op_type in DYNAMIC_OPS, lambda op: "computes shapes or branches at run time"),
-        ("H002", lambda n: n.op_type not in SUPPORTED_OPS | set(KNOWN_FAILURES) | DYNAMIC_OPS
-         or n.domain not in ("", "ai.onnx"), lambda op: "not in the op list we assume the parser reads"),
+        (
+            "H002",
+            lambda n: (
+                n.op_type not in SUPPORTED_OPS | set(KNOWN_FAILURES) | DYNAMIC_OPS or n.domain not in ("", "ai.onnx")
+            ),
+            lambda op: "not in the op list we assume the parser reads",
+        ),
     ):
         by_op: dict[str, list[str]] = {}
         for node in graph.node:
@@ -162,7 +238,7 @@ def _tensor_info(model) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # an invalid graph: report what the original declares
+    except Exception:  # noqa: BLE001 - an invalid graph: report the shapes the original declares
         inferred = model
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, int] = {}
@@ -170,8 +246,8 @@ def _tensor_info(model) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
         tt = vi.type.tensor_type
         dtypes[vi.name] = tt.elem_type
         if tt.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
-            if all(d is not None and d > 0 for d in dims):
+            dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim]
+            if all(d > 0 for d in dims):
                 shapes[vi.name] = tuple(dims)
     for t in model.graph.initializer:
         shapes[t.name] = tuple(t.dims)
@@ -191,13 +267,23 @@ def _io_findings(graph, shapes) -> list[Finding]:
         elif shape[0] != 1:
             findings.append(Finding("H005", f"{v.name} has batch {shape[0]}; export with batch 1"))
         if tt.elem_type != 1:
-            findings.append(Finding("H007", f"{v.name} is not float32 (ONNX type {tt.elem_type}); the parser takes "
-                                            "float inputs and the optimizer quantizes"))
+            findings.append(
+                Finding(
+                    "H007",
+                    f"{v.name} is not float32 (ONNX type {tt.elem_type}); the parser takes "
+                    "float inputs and the optimizer quantizes",
+                )
+            )
     for v in graph.input:
         shape = shapes.get(v.name)
         if v.name not in inits and shape and len(shape) == 4 and shape[1] not in (1, 3) and shape[3] in (1, 3):
-            findings.append(Finding("H008", f"{v.name} {list(shape)} looks NHWC; the parser's convention is NCHW "
-                                            "(the device stream is NHWC anyway)"))
+            findings.append(
+                Finding(
+                    "H008",
+                    f"{v.name} {list(shape)} looks NHWC; the parser's convention is NCHW "
+                    "(the device stream is NHWC anyway)",
+                )
+            )
     return findings
 
 
@@ -215,17 +301,25 @@ def suggest_cut(model, failing: set[str]) -> dict[str, Any] | None:
     upstream = _closure(failing_nodes, lambda n: [producer[i] for i in n.input if i in producer])
     head = [n for n in graph.node if n.name not in downstream]  # cut after: keep what feeds no failing node
     tail = [n for n in graph.node if n.name not in upstream]  # cut before: keep what no failing node feeds
-    options = []
+    options: list[dict[str, Any]] = []
     if head:
         head_names = {n.name for n in head}
-        ends = [n.name for n in head if any(c.name not in head_names for o in n.output for c in consumers.get(o, []))
-                or any(o in {v.name for v in graph.output} for o in n.output)]
+        ends = [
+            n.name
+            for n in head
+            if any(c.name not in head_names for o in n.output for c in consumers.get(o, []))
+            or any(o in {v.name for v in graph.output} for o in n.output)
+        ]
         starts = [n.name for n in head if not any(i in producer for i in n.input)]
         options.append({"start": starts, "end": ends, "kept": len(head)})
     if tail:
         tail_names = {n.name for n in tail}
-        starts = [n.name for n in tail if any(i in producer and producer[i].name not in tail_names for i in n.input)
-                  or not any(i in producer for i in n.input)]
+        starts = [
+            n.name
+            for n in tail
+            if any(i in producer and producer[i].name not in tail_names for i in n.input)
+            or not any(i in producer for i in n.input)
+        ]
         ends = [n.name for n in tail if any(o in {v.name for v in graph.output} for o in n.output)]
         if ends:
             options.append({"start": starts, "end": ends, "kept": len(tail)})
@@ -244,4 +338,3 @@ def _closure(start: list, step) -> set[str]:
         seen.add(node.name)
         stack.extend(step(node))
     return seen
-

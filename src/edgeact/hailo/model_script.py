@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeact.backends.hailo_part import NET_NAME, PRECISIONS
 from edgeact.errors import ConfigError
-from edgeact.hailo.part import NET_NAME, PRECISIONS
 
 # ONNX op -> the DFC's layer-name stem (assumed from the model zoo's scripts: conv, ew_add, ew_sub, fc, matmul)
 LAYER_STEMS = {"Conv": "conv", "Add": "ew_add", "Gemm": "fc"}
@@ -55,8 +55,10 @@ class ModelScript:
             "pre_quantization_optimization(equalization, policy=enabled)",
         ]
         if self.precision == "a16_w16":
-            lines += ["quantization_param({conv*}, precision_mode=a16_w16)",
-                      "quantization_param({ew_add*}, precision_mode=a16_w16)"]
+            lines += [
+                "quantization_param({conv*}, precision_mode=a16_w16)",
+                "quantization_param({ew_add*}, precision_mode=a16_w16)",
+            ]
         elif self.precision == "mixed" and self.sixteen_bit_layers:
             names = ", ".join(self.sixteen_bit_layers)
             lines.append(f"quantization_param([{names}], precision_mode=a16_w16)")

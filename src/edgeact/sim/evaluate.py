@@ -1,4 +1,4 @@
-"""Closed-loop evaluation of any :class:`~edgeact.backends.base.Backend` in the simulator.
+"""Closed-loop evaluation of any :class:`~edgeact.policy.Backend` in the simulator.
 
 The policy drives at its own fps in *simulated* time (so a slow backend is judged on its
 driving, not on this machine's speed; its latency is reported separately). Every
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeact.errors import ConfigError
 from edgeact.fileio import atomic_save, atomic_write_text
-from edgeact.runtime.preprocess import fit_frame
+from edgeact.frames import fit_frame
 from edgeact.sim.world import RoverSim
 
 
@@ -102,9 +102,9 @@ def evaluate(
         )
     replan_every = int(replan_every)
     if not 1 <= replan_every <= spec.chunk_size:
-        raise ConfigError(f"replan_every must be between 1 and the chunk size {spec.chunk_size}, got {replan_every}")
+        raise ConfigError(f"--replan-every must be between 1 and the chunk size {spec.chunk_size}, got {replan_every}")
     if not seconds > 0:
-        raise ConfigError(f"seconds must be > 0, got {seconds}")
+        raise ConfigError(f"--seconds must be positive, got {seconds}")
     fps = float(spec.fps) if spec.fps and spec.fps > 0 else 30.0
     size = tuple(render_size) if render_size else tuple(spec.image_size)
     sim = RoverSim(track, image_size=size, seed=seed, randomize=randomize)

@@ -29,8 +29,16 @@ import fake_hef
 import numpy as np
 
 VERSION = "3.33.1"
-COMMANDS = {"normalization", "model_optimization_flavor", "model_optimization_config", "pre_quantization_optimization",
-            "post_quantization_optimization", "quantization_param", "performance_param", "resources_param"}
+COMMANDS = {
+    "normalization",
+    "model_optimization_flavor",
+    "model_optimization_config",
+    "pre_quantization_optimization",
+    "post_quantization_optimization",
+    "quantization_param",
+    "performance_param",
+    "resources_param",
+}
 STEMS = {"Conv": "conv", "Add": "ew_add", "Gemm": "fc"}
 
 
@@ -61,9 +69,18 @@ def make_module(log: list | None = None) -> types.ModuleType:
             self._calib = None
             self._output_range = None
 
-        def translate_onnx_model(self, model, net_name=None, start_node_names=None, end_node_names=None,
-                                 net_input_shapes=None, augmented_path=None, disable_shape_inference=False,
-                                 disable_rt_metadata_extraction=False, net_input_format=None):
+        def translate_onnx_model(
+            self,
+            model,
+            net_name=None,
+            start_node_names=None,
+            end_node_names=None,
+            net_input_shapes=None,
+            augmented_path=None,
+            disable_shape_inference=False,
+            disable_rt_metadata_extraction=False,
+            net_input_format=None,
+        ):
             import onnx
 
             proto = onnx.load(str(model))
@@ -82,10 +99,18 @@ def make_module(log: list | None = None) -> types.ModuleType:
             self._onnx = proto
             self._inputs = [(v.name, inputs[v.name]) for v in proto.graph.input]
             self._layers = self._layer_names(proto)
-            self.calls.append(("translate_onnx_model", {"model": str(model), "net_name": net_name,
-                                                        "start_node_names": start_node_names,
-                                                        "end_node_names": end_node_names,
-                                                        "net_input_shapes": net_input_shapes}))
+            self.calls.append(
+                (
+                    "translate_onnx_model",
+                    {
+                        "model": str(model),
+                        "net_name": net_name,
+                        "start_node_names": start_node_names,
+                        "end_node_names": end_node_names,
+                        "net_input_shapes": net_input_shapes,
+                    },
+                )
+            )
             return self.net_name
 
         def _layer_names(self, proto):
@@ -152,15 +177,25 @@ def make_module(log: list | None = None) -> types.ModuleType:
                 arr = np.asarray(arr)
                 n, c, h, w = nchw if len(nchw) == 4 else (1, nchw[-1], 1, nchw[-2])
                 if arr.dtype != np.float32 or arr.ndim != 4 or arr.shape[1:] != (h, w, c):
-                    raise DfcError(f"calibration for {name}: {arr.dtype}{arr.shape}, expected float32 (N, {h}, {w}, {c})")
+                    raise DfcError(
+                        f"calibration for {name}: {arr.dtype}{arr.shape}, expected float32 (N, {h}, {w}, {c})"
+                    )
             norm = self._normalization()
             if norm is not None and float(np.max(arrays[0])) <= 1.0:
                 raise DfcError("the script normalizes, but the image calibration looks normalized already (max <= 1)")
             self._calib = arrays
             outs = self._run(arrays, norm, limit=len(arrays[0]))
             self._output_range = (float(outs.min()), float(outs.max()))
-            self.calls.append(("optimize", {"shapes": [a.shape for a in arrays], "dtypes": [str(a.dtype) for a in arrays],
-                                            "range": [(float(a.min()), float(a.max())) for a in arrays]}))
+            self.calls.append(
+                (
+                    "optimize",
+                    {
+                        "shapes": [a.shape for a in arrays],
+                        "dtypes": [str(a.dtype) for a in arrays],
+                        "range": [(float(a.min()), float(a.max())) for a in arrays],
+                    },
+                )
+            )
 
         def _run(self, arrays, norm, limit=16):
             """The float graph on NHWC data, NHWC output (normalization applied as the script says)."""
@@ -171,7 +206,7 @@ def make_module(log: list | None = None) -> types.ModuleType:
             for k in range(min(limit, len(arrays[0]))):
                 feed = {}
                 for (name, nchw), arr in zip(self._inputs, arrays):
-                    x = np.asarray(arr[k:k + 1], np.float32)
+                    x = np.asarray(arr[k : k + 1], np.float32)
                     if len(feed) == 0:
                         if norm is not None:
                             x = (x - np.asarray(norm[0], np.float32)) / np.asarray(norm[1], np.float32)
@@ -193,7 +228,7 @@ def make_module(log: list | None = None) -> types.ModuleType:
             if context.infer_context is InferenceContext.SDK_QUANTIZED:
                 bits = self._output_bits()
                 scale, zp = _quant(*self._output_range, bits)
-                out = (np.clip(np.round(out / scale + zp), 0, 2 ** bits - 1) - zp) * scale
+                out = (np.clip(np.round(out / scale + zp), 0, 2**bits - 1) - zp) * scale
             self.calls.append(("infer", {"context": context.infer_context.name, "n": len(dataset)}))
             return out.astype(np.float32)
 
@@ -214,12 +249,35 @@ def make_module(log: list | None = None) -> types.ModuleType:
                 shape = [nchw[2], nchw[3], nchw[1]] if i == 1 else [1, nchw[-2], nchw[-1]]
                 arr = self._calib[i - 1]
                 in_scale, in_zp = _quant(float(arr.min()), float(arr.max()), 8)
-                inputs.append({"name": f"{self.net_name}/input_layer{i}", "onnx": name, "shape": shape, "onnx_shape": nchw,
-                               "kind": "image" if i == 1 else "tensor", "scale": in_scale, "zp": in_zp, "bits": 8})
-            header = {"hw_arch": self.hw_arch, "net_name": self.net_name, "normalization": norm,
-                      "inputs": inputs,
-                      "outputs": [{"name": f"{self.net_name}/output_layer1", "onnx": out.name, "shape": device_shape,
-                                   "onnx_shape": out_shape, "bits": bits, "scale": scale, "zp": zp}]}
+                inputs.append(
+                    {
+                        "name": f"{self.net_name}/input_layer{i}",
+                        "onnx": name,
+                        "shape": shape,
+                        "onnx_shape": nchw,
+                        "kind": "image" if i == 1 else "tensor",
+                        "scale": in_scale,
+                        "zp": in_zp,
+                        "bits": 8,
+                    }
+                )
+            header = {
+                "hw_arch": self.hw_arch,
+                "net_name": self.net_name,
+                "normalization": norm,
+                "inputs": inputs,
+                "outputs": [
+                    {
+                        "name": f"{self.net_name}/output_layer1",
+                        "onnx": out.name,
+                        "shape": device_shape,
+                        "onnx_shape": out_shape,
+                        "bits": bits,
+                        "scale": scale,
+                        "zp": zp,
+                    }
+                ],
+            }
             self.calls.append(("compile", {"hw_arch": self.hw_arch, "bits": bits}))
             return fake_hef.pack(header, self._onnx.SerializeToString())
 
@@ -237,5 +295,5 @@ def make_module(log: list | None = None) -> types.ModuleType:
 
 def _quant(lo, hi, bits):
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = (hi - lo) / (2 ** bits - 1) if hi > lo else 1.0
-    return float(scale), float(np.clip(round(-lo / scale), 0, 2 ** bits - 1))
+    scale = (hi - lo) / (2**bits - 1) if hi > lo else 1.0
+    return float(scale), float(np.clip(round(-lo / scale), 0, 2**bits - 1))

@@ -19,6 +19,6 @@ def unpack(data: bytes) -> tuple[dict, bytes]:
     """(header, onnx bytes); ValueError when ``data`` is not one of these files."""
     if not data.startswith(MAGIC):
         raise ValueError("not a HEF (bad magic)")
-    (n,) = struct.unpack("<I", data[len(MAGIC):len(MAGIC) + 4])
+    (n,) = struct.unpack("<I", data[len(MAGIC) : len(MAGIC) + 4])
     start = len(MAGIC) + 4
-    return json.loads(data[start:start + n]), data[start + n:]
+    return json.loads(data[start : start + n]), data[start + n :]

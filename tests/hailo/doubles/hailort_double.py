@@ -63,8 +63,12 @@ class QuantInfo:
     limvals_max: float
 
 
-def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0", infer_model_api: bool = True,
-                log: list | None = None) -> types.ModuleType:
+def make_module(
+    devices=(("0000:01:00.0", "HAILO8L"),),
+    version: str = "4.23.0",
+    infer_model_api: bool = True,
+    log: list | None = None,
+) -> types.ModuleType:
     """A fresh ``hailo_platform`` with ``devices`` [(id, arch)] attached; ``log`` records runs."""
     calls = log if log is not None else []
 
@@ -217,8 +221,10 @@ def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0",
             if not buffer.flags.c_contiguous:
                 raise HailoRTException("Buffer must be C_CONTIGUOUS")
             if list(buffer.shape) != self._stream.shape or buffer.dtype != _NP[self._stream._type]:
-                raise HailoRTException(f"buffer {buffer.dtype}{list(buffer.shape)} does not match the stream's "
-                                       f"{self._stream._type.name}{self._stream.shape}")
+                raise HailoRTException(
+                    f"buffer {buffer.dtype}{list(buffer.shape)} does not match the stream's "
+                    f"{self._stream._type.name}{self._stream.shape}"
+                )
             self._buffer = buffer
 
         def get_buffer(self, tf_format=False):
@@ -338,7 +344,7 @@ def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0",
             model._scheduler = self._params.scheduling_algorithm is HailoSchedulingAlgorithm.ROUND_ROBIN
             return model
 
-        def configure(self, hef, configure_params_by_name={}):
+        def configure(self, hef, configure_params_by_name={}):  # noqa: B006 - HailoRT 4.23's signature
             return [ConfiguredNetwork(hef)]
 
     if not infer_model_api:
@@ -349,12 +355,16 @@ def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0",
             self._header, self._onnx = _load_hef(hef_source)
 
         def get_input_vstream_infos(self, name=None):
-            return [types.SimpleNamespace(name=e["name"], shape=tuple(e["shape"]), quant_info=_quant_info(e))
-                    for e in self._header["inputs"]]
+            return [
+                types.SimpleNamespace(name=e["name"], shape=tuple(e["shape"]), quant_info=_quant_info(e))
+                for e in self._header["inputs"]
+            ]
 
         def get_output_vstream_infos(self, name=None):
-            return [types.SimpleNamespace(name=e["name"], shape=tuple(e["shape"]), quant_info=_quant_info(e))
-                    for e in self._header["outputs"]]
+            return [
+                types.SimpleNamespace(name=e["name"], shape=tuple(e["shape"]), quant_info=_quant_info(e))
+                for e in self._header["outputs"]
+            ]
 
     class ConfigureParams:
         @staticmethod
@@ -388,8 +398,9 @@ def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0",
 
     class _VStreamParams:
         @staticmethod
-        def make(configured_network, quantized=None, format_type=None, timeout_ms=None, queue_size=None,
-                 network_name=None):
+        def make(
+            configured_network, quantized=None, format_type=None, timeout_ms=None, queue_size=None, network_name=None
+        ):
             return {"format_type": format_type}
 
     class InputVStreamParams(_VStreamParams):
@@ -449,14 +460,33 @@ def make_module(devices=(("0000:01:00.0", "HAILO8L"),), version: str = "4.23.0",
             pass
 
     module = types.ModuleType("hailo_platform")
-    for obj in (FormatType, HailoSchedulingAlgorithm, HailoStreamInterface, HailoRTException, VDevice, HEF,
-                ConfigureParams, InputVStreamParams, OutputVStreamParams, InferVStreams, Device):
+    for obj in (
+        FormatType,
+        HailoSchedulingAlgorithm,
+        HailoStreamInterface,
+        HailoRTException,
+        VDevice,
+        HEF,
+        ConfigureParams,
+        InputVStreamParams,
+        OutputVStreamParams,
+        InferVStreams,
+        Device,
+    ):
         setattr(module, obj.__name__, obj)
     module.__version__ = version
     module.calls = calls
     inner = types.ModuleType("hailo_platform.pyhailort.pyhailort")
-    for obj in (HailoRTException, HailoRTTimeout, HailoRTNotFoundException, HailoRTInvalidHEFException,
-                HailoRTHEFNotCompatibleWithDevice, DeviceArchitectureTypes, InferModel, ConfiguredInferModel):
+    for obj in (
+        HailoRTException,
+        HailoRTTimeout,
+        HailoRTNotFoundException,
+        HailoRTInvalidHEFException,
+        HailoRTHEFNotCompatibleWithDevice,
+        DeviceArchitectureTypes,
+        InferModel,
+        ConfiguredInferModel,
+    ):
         setattr(inner, obj.__name__, obj)
     module.pyhailort = types.ModuleType("hailo_platform.pyhailort")
     module.pyhailort.pyhailort = inner

@@ -27,10 +27,13 @@ MIN_VERSION = (4, 15)  # vstreams' `quantized` argument ignored from 4.15; older
 INFER_MODEL_VERSION = (4, 18)
 INSTALL_HINT = (
     "On the Pi 5: `sudo apt install hailo-all` (HailoRT 4.x for the Hailo-8/8L HAT), then a venv that sees it: "
-    "`python3 -m venv --system-site-packages .venv` and `pip install 'numpy<2'` (hailo_platform is built against numpy 1.x)"
+    "`python3 -m venv --system-site-packages .venv` and `pip install 'numpy<2'` "
+    "(hailo_platform is built against numpy 1.x)"
 )
-DEVICE_HINT = ("run `hailortcli scan` (it should list `[-] Device: 0000:01:00.0`); check the HAT's ribbon cable, "
-               "`dtparam=pciex1` in /boot/firmware/config.txt, and that the hailo_pci driver is loaded (`lsmod | grep hailo`)")
+DEVICE_HINT = (
+    "run `hailortcli scan` (it should list `[-] Device: 0000:01:00.0`); check the HAT's ribbon cable, "
+    "`dtparam=pciex1` in /boot/firmware/config.txt, and that the hailo_pci driver is loaded (`lsmod | grep hailo`)"
+)
 DEFAULT_TIMEOUT_MS = 1000
 
 
@@ -40,8 +43,12 @@ def import_hailort():
         import hailo_platform
     except ImportError as err:
         numpy_major = int(np.__version__.split(".")[0])
-        extra = f" (this environment has numpy {np.__version__}; hailo_platform needs numpy<2)" if numpy_major >= 2 else ""
-        raise BackendError(f"hailo_platform (HailoRT's Python API) is not importable: {err}{extra}. {INSTALL_HINT}") from err
+        extra = (
+            f" (this environment has numpy {np.__version__}; hailo_platform needs numpy<2)" if numpy_major >= 2 else ""
+        )
+        raise BackendError(
+            f"hailo_platform (HailoRT's Python API) is not importable: {err}{extra}. {INSTALL_HINT}"
+        ) from err
     return hailo_platform
 
 
@@ -54,11 +61,15 @@ def check_version(hailo_platform) -> tuple[int, ...]:
     version = hailort_version(hailo_platform)
     shown = ".".join(map(str, version))
     if version and version[0] >= 5:
-        raise BackendError(f"HailoRT {shown} is the 5.x line for Hailo-10/15; the Hailo-8/8L need HailoRT 4.x "
-                           "(`sudo apt install hailo-all` on Raspberry Pi OS installs it)")
+        raise BackendError(
+            f"HailoRT {shown} is the 5.x line for Hailo-10/15; the Hailo-8/8L need HailoRT 4.x "
+            "(`sudo apt install hailo-all` on Raspberry Pi OS installs it)"
+        )
     if version < MIN_VERSION:
-        raise BackendError(f"HailoRT {shown} is too old; edgeact needs {'.'.join(map(str, MIN_VERSION))} or newer "
-                           "(4.23 matches DFC 3.33): `sudo apt update && sudo apt install hailo-all`")
+        raise BackendError(
+            f"HailoRT {shown} is too old; edgeact needs {'.'.join(map(str, MIN_VERSION))} or newer "
+            "(4.23 matches DFC 3.33): `sudo apt update && sudo apt install hailo-all`"
+        )
     return version
 
 
@@ -88,9 +99,13 @@ def check_arch(hef_arch: str, devices: list[DeviceInfo]) -> str | None:
     if hef_arch == device_arch:
         return None
     if hef_arch == "HAILO8L" and device_arch == "HAILO8":
-        return "the HEF was compiled for hailo8l and runs on this Hailo-8 below its speed; recompile with --hw-arch hailo8"
-    raise BackendError(f"the HEF was compiled for {hef_arch.lower()} but the device is a {device_arch}: recompile with "
-                       f"`edgeact hailo compile BUNDLE --hw-arch {device_arch.lower()}`")
+        return (
+            "the HEF was compiled for hailo8l and runs on this Hailo-8 below its speed; recompile with --hw-arch hailo8"
+        )
+    raise BackendError(
+        f"the HEF was compiled for {hef_arch.lower()} but the device is a {device_arch}: recompile with "
+        f"`edgeact hailo compile BUNDLE --hw-arch {device_arch.lower()}`"
+    )
 
 
 _DTYPES = {"UINT8": np.uint8, "UINT16": np.uint16, "FLOAT32": np.float32}
@@ -105,7 +120,9 @@ def dequantize(raw: np.ndarray, format_name: str, quant_info) -> np.ndarray:
     """real = (q - qp_zp) * qp_scale for UINT8/UINT16 buffers; FLOAT32 passes through."""
     if format_name == "FLOAT32":
         return raw.astype(np.float32, copy=False)
-    return ((raw.astype(np.float32) - np.float32(quant_info.qp_zp)) * np.float32(quant_info.qp_scale)).astype(np.float32)
+    return ((raw.astype(np.float32) - np.float32(quant_info.qp_zp)) * np.float32(quant_info.qp_scale)).astype(
+        np.float32
+    )
 
 
 class HefRunner:
@@ -126,8 +143,10 @@ class HefRunner:
             raise
         except self.hp.HailoRTException as err:
             self._stack.close()
-            raise BackendError(f"HailoRT could not load {hef_path}: {err!r}. If the HEF is for another architecture "
-                               "or a newer DFC, recompile it (`edgeact hailo compile`); if no device: " + DEVICE_HINT) from err
+            raise BackendError(
+                f"HailoRT could not load {hef_path}: {err!r}. If the HEF is for another architecture "
+                "or a newer DFC, recompile it (`edgeact hailo compile`); if no device: " + DEVICE_HINT
+            ) from err
 
     # InferModel API -------------------------------------------------------------
     def _open_infer_model(self, hef_path: str) -> None:
@@ -144,7 +163,9 @@ class HefRunner:
         self.output_formats = {n: _format_name(s.format) for n, s in self.outputs.items()}
         self.output_quant = {n: s.quant_infos[0] for n, s in self.outputs.items()}
         self.configured = self._stack.enter_context(self.infer_model.configure())
-        self._out_buffers = {n: np.empty(list(s.shape), _DTYPES[self.output_formats[n]]) for n, s in self.outputs.items()}
+        self._out_buffers = {
+            n: np.empty(list(s.shape), _DTYPES[self.output_formats[n]]) for n, s in self.outputs.items()
+        }
         self.bindings = self.configured.create_bindings(output_buffers=self._out_buffers)
         self.api = "InferModel"
 
@@ -159,8 +180,8 @@ class HefRunner:
         out_params = hp.OutputVStreamParams.make(self.network_group, format_type=hp.FormatType.FLOAT32)
         self.inputs = {i.name: i for i in hef.get_input_vstream_infos()}
         self.outputs = {o.name: o for o in hef.get_output_vstream_infos()}
-        self.output_formats = {n: "FLOAT32" for n in self.outputs}  # HailoRT dequantizes (the old API's way)
-        self.output_quant = {n: None for n in self.outputs}
+        self.output_formats = dict.fromkeys(self.outputs, "FLOAT32")  # HailoRT dequantizes (the old API's way)
+        self.output_quant = dict.fromkeys(self.outputs)
         self.pipe = self._stack.enter_context(hp.InferVStreams(self.network_group, in_params, out_params))
         self._stack.enter_context(self.network_group.activate(self.network_group.create_params()))
         self.api = "vstreams"
@@ -177,8 +198,10 @@ class HefRunner:
             self.configured.run([self.bindings], self.timeout_ms)
         except self.hp.HailoRTException as err:
             raise BackendError(f"HailoRT inference failed: {err!r}") from err
-        return {n: dequantize(self.bindings.output(n).get_buffer(), self.output_formats[n], self.output_quant[n])
-                for n in self.outputs}
+        return {
+            n: dequantize(self.bindings.output(n).get_buffer(), self.output_formats[n], self.output_quant[n])
+            for n in self.outputs
+        }
 
     def close(self) -> None:
         self._stack.close()
@@ -186,4 +209,3 @@ class HefRunner:
 
 def _is_image(shape) -> bool:
     return len(shape) == 3 and shape[-1] == 3 and shape[0] > 1
-

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeact.bundle import MANIFEST_NAME, read_manifest, sha256_file
 from edgeact.errors import BackendError
-from edgeact.export.manifest import MANIFEST_NAME, read_manifest, sha256_file
 
 MODES = ("split", "full")
 HW_ARCHS = ("hailo8l", "hailo8")
