@@ -84,6 +84,7 @@ def sdk_version(sdk) -> str:
 def command_lines(part: HailoPart, calib: Path, hw_arch: str) -> list[str]:
     """The DFC CLI for the part's files (flags as Hailo's CLI has them; the guide's were wrong)."""
     npu = part.block["npu"]
+    part = HailoPart(part.bundle.resolve(), part.mode, part.block, part.manifest)  # lines that run from anywhere
     folder = part.bundle / part_dir(part.mode)
     parsed, quantized = folder / f"{NET_NAME}.parsed.har", folder / f"{NET_NAME}.quantized.har"
     q = shlex.quote
