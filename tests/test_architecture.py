@@ -25,7 +25,7 @@ LAYERS = [
     {"cli", "commands"},
     {"demo", "bench", "hailo"},
     {"drive"},
-    {ROOT, "export", "sim", "train", "inspection", "deploy"},
+    {ROOT, "export", "sim", "train", "inspection", "deploy", "firmware"},
     {"backends", "runtime", "data"},
     {"checkpoint"},
     {"model"},

@@ -43,3 +43,7 @@ class ExportError(EdgeactError):
 
 class QuantizeError(EdgeactError):
     """Quantization could not run or its inputs are wrong."""
+
+
+class ToolchainError(EdgeactError):
+    """An external build or flash tool (avr-gcc, the Arduino core, avrdude) is missing or failed."""
