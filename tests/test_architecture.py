@@ -23,7 +23,7 @@ ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 # docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
 LAYERS = [
     {"cli", "commands"},
-    {"demo", "bench", "teleop"},
+    {"demo", "bench", "hailo", "teleop"},
     {"drive"},
     {ROOT, "export", "sim", "train", "inspection", "deploy", "firmware"},
     {"backends", "runtime", "data"},

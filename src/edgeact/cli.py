@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bench_drive",
     "export",
     "quantize",
+    "hailo",
     "bench",
     "deploy",
     "demo",
