@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "quantize",
     "bench",
     "deploy",
+    "doctor",
     "demo",
 )
 

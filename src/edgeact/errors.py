@@ -23,3 +23,7 @@ class DataError(EdgeactError):
 
 class BackendError(EdgeactError):
     """An unknown backend, or one whose runtime or hardware is absent."""
+
+
+class DeployError(EdgeactError):
+    """The Pi could not be reached, or refused or failed a deploy step."""
