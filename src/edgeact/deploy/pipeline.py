@@ -71,64 +71,58 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
     """Put a verified ``bundle`` on the Pi and make it ``current`` (see the module docstring)."""
     t0 = time.monotonic()
     backend = choose_backend(bundle, options.backend)
-    info = remote.probe(session, options.root)
     bid = bundle.bundle_id
+    info = remote.probe(session, options.root, bid)
     final = info.bundle_path(bid)
-    existing = remote.remote_hashes(session, final)
-    if existing == bundle.files and info.current == bid and _deployed_backend(session, final) == backend:
+    if info.hashes == bundle.files and info.current == bid and (info.metadata or {}).get("backend") == backend:
         log(f"{bid} is already current on {session.target.destination} (hashes verified there): nothing to do")
         return DeployReport(bid, session.target.destination, info.root, backend, info.current, [], 0, None,
                             seconds=time.monotonic() - t0)
     sent: list[str] = []
-    created = False
-    if existing != bundle.files:
-        incoming = f"{info.root}/bundles/{remote.INCOMING_PREFIX}{bid}"
-        if existing is not None:
-            log(f"{final} on the Pi differs from the bundle ({_differences(bundle.files, existing)}): sending again")
-            session.run(remote.REMOVE, incoming)
-            session.run(remote.RENAME, final, incoming)
-        session.run(remote.MKDIR, incoming)
+    if info.hashes != bundle.files:
         sent = sorted(bundle.files)
-        log(f"sending {bid} ({bundle.total_bytes / 1e6:.1f} MB) to {session.target.destination}:{incoming}")
-        copy_dest = f"../{info.current}" if info.current and info.current != bid else None
-        session.send(bundle.path, sent, incoming, use_rsync=info.has_rsync, copy_dest=copy_dest,
-                     bwlimit_kbps=options.bwlimit_kbps)
-        arrived = remote.remote_hashes(session, incoming) or {}
-        if arrived != bundle.files:
-            session.run(remote.REMOVE, incoming)
-            raise DeployError(f"after the copy, {_differences(bundle.files, arrived)} on "
-                              f"{session.target.destination} did not match the bundle's sha256 (hashed on the Pi); "
-                              f"the copy was removed and current is still {info.current or 'unset'}. Check the "
-                              "Pi's SD card and power supply, then deploy again")
-        session.run(remote.RENAME, incoming, final)
-        created = True
+        _send(session, info, bundle, options, log)
     try:
         smoke = run_smoke(session, info, bid, backend)
     except DeployError:
-        if created:
+        if sent and info.current != bid:
             session.run(remote.REMOVE, final)
         raise
     metadata = {"deployed_at": _now(), "backend": backend, "smoke": smoke, "source": str(bundle.path),
                 "files": len(bundle.files), "bytes": bundle.total_bytes}
-    remote.activate(session, info, bid, metadata)
-    removed = remote.prune(session, info, options.keep)
+    removed = remote.activate(session, info, bid, metadata, keep=options.keep)
     return DeployReport(bid, session.target.destination, info.root, backend, info.current, sent,
                         sum((bundle.path / n).stat().st_size for n in sent), smoke, removed,
                         seconds=time.monotonic() - t0)
+
+
+def _send(session: SshSession, info: RemoteInfo, bundle: LocalBundle, options: DeployOptions,
+          log: Callable[[str], None]) -> None:
+    """Copy the bundle into ``bundles/.incoming-<id>``, hash it on the Pi, rename it to ``bundles/<id>``."""
+    bid = bundle.bundle_id
+    final = info.bundle_path(bid)
+    incoming = f"{info.root}/bundles/{remote.INCOMING_PREFIX}{bid}"
+    if info.hashes is not None:
+        log(f"{final} on the Pi differs from the bundle ({_differences(bundle.files, info.hashes)}): sending again")
+        session.run(remote.REMOVE, incoming)
+        session.run(remote.RENAME, final, incoming)
+    log(f"sending {bid} ({bundle.total_bytes / 1e6:.1f} MB) to {session.target.destination}:{incoming}")
+    copy_dest = f"../{info.current}" if info.current and info.current != bid else None
+    session.send(bundle.path, sorted(bundle.files), incoming, use_rsync=info.has_rsync, copy_dest=copy_dest,
+                 bwlimit_kbps=options.bwlimit_kbps)
+    arrived = remote.verify_and_rename(session, incoming, final, bundle.files)
+    if arrived is not None:
+        session.run(remote.REMOVE, incoming)
+        raise DeployError(f"after the copy, {_differences(bundle.files, arrived)} on "
+                          f"{session.target.destination} did not match the bundle's sha256 (hashed on the Pi); "
+                          f"the copy was removed and current is still {info.current or 'unset'}. Check the "
+                          "Pi's SD card and power supply, then deploy again")
 
 
 def _differences(expected: dict[str, str], found: dict[str, str]) -> str:
     names = sorted(n for n in set(expected) | set(found) if expected.get(n) != found.get(n))
     return ", ".join(f"{n} ({'missing' if n not in found else 'extra' if n not in expected else 'sha256 differs'})"
                      for n in names)
-
-
-def _deployed_backend(session: SshSession, path: str) -> str | None:
-    result = session.run('cat "$1/.deploy.json" 2>/dev/null', path, check=False)
-    try:
-        return json.loads(result.stdout).get("backend")
-    except ValueError:
-        return None
 
 
 def run_smoke(session: SshSession, info: RemoteInfo, bundle_id: str, backend: str) -> dict[str, Any]:

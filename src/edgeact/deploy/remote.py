@@ -23,7 +23,28 @@ from edgeact.errors import DeployError
 INCOMING_PREFIX = ".incoming-"
 METADATA_NAME = ".deploy.json"
 
-PROBE = r"""
+# `hashes DIR`: sha256 of every plain file in DIR, sorted (dot files are ours: metadata, rsync
+# partials), as sha256sum prints them; python3's hashlib where coreutils are missing.
+HASHES_FN = r"""
+hashes() (
+  cd "$1" || exit 3
+  if command -v sha256sum >/dev/null 2>&1; then
+    find . -maxdepth 1 -type f ! -name '.*' -exec sha256sum -- {} + | LC_ALL=C sort
+  else
+    python3 -c 'import hashlib, os
+for n in sorted(os.listdir(".")):
+    if os.path.isfile(n) and not n.startswith("."):
+        h = hashlib.sha256()
+        with open(n, "rb") as f:
+            for b in iter(lambda: f.read(1 << 20), b""):
+                h.update(b)
+        print(h.hexdigest() + "  ./" + n)'
+  fi
+)
+"""
+
+# $1 root, $2 (optional) a bundle id: create the layout, say what is there, hash that bundle.
+PROBE = HASHES_FN + r"""
 set -eu
 mkdir -p "$1/bundles"
 cd "$1"
@@ -32,24 +53,21 @@ echo "user=$(id -un)"
 echo "rsync=$(command -v rsync || true)"
 if [ -x venv/bin/python ]; then echo "python=$(pwd -P)/venv/bin/python"; else echo "python=$(command -v python3 || true)"; fi
 echo "current=$(readlink current 2>/dev/null || true)"
+if [ -n "${2:-}" ] && [ -d "bundles/$2" ]; then
+  echo "meta=$(cat "bundles/$2/.deploy.json" 2>/dev/null || true)"
+  hashes "bundles/$2" | sed 's/^/hash=/'
+fi
 """
 
-# sha256 of every plain file in $1 (dot files are ours: metadata, rsync partials); exit 3 if absent.
-HASHES = r"""
+HASHES = HASHES_FN + 'set -eu; [ -d "$1" ] || exit 3; hashes "$1"'
+
+# $1 a copy, $2 its final name, $3 the expected hashes (as `hashes` prints them): rename only if equal.
+VERIFY_RENAME = HASHES_FN + r"""
 set -eu
-cd "$1" 2>/dev/null || exit 3
-if command -v sha256sum >/dev/null 2>&1; then
-  find . -maxdepth 1 -type f ! -name '.*' -exec sha256sum -- {} +
-else
-  python3 -c 'import hashlib, os
-for n in sorted(os.listdir(".")):
-    if os.path.isfile(n) and not n.startswith("."):
-        h = hashlib.sha256()
-        with open(n, "rb") as f:
-            for b in iter(lambda: f.read(1 << 20), b""):
-                h.update(b)
-        print(h.hexdigest() + "  ./" + n)'
-fi
+actual=$(hashes "$1")
+if [ "$actual" != "$3" ]; then printf '%s\n' "$actual"; exit 5; fi
+[ ! -e "$2" ] || { echo "$2 already exists" >&2; exit 3; }
+mv -T "$1" "$2"
 """
 
 MKDIR = 'set -eu; mkdir -p "$1"'
@@ -93,7 +111,8 @@ for name in sorted(os.listdir("bundles")):
 print(json.dumps(out))'
 """
 
-# Keep the $2 newest bundles (by deploy time) and the current one; copies in progress older than a day go too.
+# (after ACTIVATE) keep the $4 newest bundles (by deploy time) and the current one; copies in
+# progress older than a day go too.
 PRUNE = r"""
 cd "$1" && python3 -c 'import json, os, shutil, sys, time
 keep = int(sys.argv[1])
@@ -112,7 +131,7 @@ for name in sorted(names, key=deployed, reverse=True)[keep:]:
 for name in os.listdir("bundles"):
     path = os.path.join("bundles", name)
     if name.startswith(".incoming-") and time.time() - os.path.getmtime(path) > 86400:
-        shutil.rmtree(path)' "$2"
+        shutil.rmtree(path)' "$4"
 """
 
 # Run the smoke check with the Pi's python ($1) on bundle $2 with backend $3.
@@ -131,6 +150,8 @@ class RemoteInfo:
     has_rsync: bool
     python: str  # the venv's python after --setup, else python3 (empty: none)
     current: str | None  # bundle dir name `current` points to
+    hashes: dict[str, str] | None = None  # of the bundle asked about, None when it is not there
+    metadata: dict[str, Any] | None = None  # its .deploy.json
 
     def bundle_path(self, name: str) -> str:
         return f"{self.root}/bundles/{name}"
@@ -143,16 +164,38 @@ def remote_root_arg(root: str) -> str:
     return root[2:] if root.startswith("~/") else root
 
 
+def parse_hashes(lines: list[str]) -> dict[str, str]:
+    hashes = {}
+    for line in lines:
+        digest, _, name = line.partition("  ")
+        hashes[name.removeprefix("./")] = digest
+    return hashes
+
+
+def format_hashes(files: dict[str, str]) -> str:
+    """As ``hashes`` prints them on the Pi (sorted bytewise, like LC_ALL=C sort)."""
+    return "\n".join(sorted(f"{digest}  ./{name}" for name, digest in files.items()))
+
+
 def parse_probe(text: str) -> RemoteInfo:
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    lines = text.splitlines()
+    fields = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("hash="))
     current = fields.get("current") or None
+    hashes = metadata = None
+    if "meta" in fields:
+        hashes = parse_hashes([line[5:] for line in lines if line.startswith("hash=")])
+        try:
+            metadata = json.loads(fields["meta"])
+        except ValueError:
+            metadata = {}
     return RemoteInfo(root=fields["root"], user=fields["user"], has_rsync=bool(fields.get("rsync")),
-                      python=fields.get("python", ""), current=current.rsplit("/", 1)[-1] if current else None)
+                      python=fields.get("python", ""), current=current.rsplit("/", 1)[-1] if current else None,
+                      hashes=hashes, metadata=metadata)
 
 
-def probe(session: SshSession, root: str) -> RemoteInfo:
-    """Create the layout if needed and read what is there."""
-    return parse_probe(session.run(PROBE, remote_root_arg(root)).stdout)
+def probe(session: SshSession, root: str, bundle_id: str = "") -> RemoteInfo:
+    """Create the layout if needed and read what is there (with ``bundle_id``'s hashes, computed there)."""
+    return parse_probe(session.run(PROBE, remote_root_arg(root), bundle_id).stdout)
 
 
 def remote_hashes(session: SshSession, path: str) -> dict[str, str] | None:
@@ -162,21 +205,27 @@ def remote_hashes(session: SshSession, path: str) -> dict[str, str] | None:
         return None
     if result.returncode != 0:
         raise DeployError(f"hashing {path} on the Pi failed: {result.stderr.strip()}")
-    hashes = {}
-    for line in result.stdout.splitlines():
-        digest, _, name = line.partition("  ")
-        hashes[name.removeprefix("./")] = digest
-    return hashes
+    return parse_hashes(result.stdout.splitlines())
+
+
+def verify_and_rename(session: SshSession, copy: str, final: str, files: dict[str, str]) -> dict[str, str] | None:
+    """Hash ``copy`` on the Pi; rename it to ``final`` if it matches ``files``, else return what it holds."""
+    result = session.run(VERIFY_RENAME, copy, final, format_hashes(files), check=False)
+    if result.returncode == 5:
+        return parse_hashes(result.stdout.splitlines())
+    if result.returncode != 0:
+        raise DeployError(f"checking {copy} on the Pi failed: {result.stderr.strip()}")
+    return None
 
 
 def list_bundles(session: SshSession, info: RemoteInfo) -> list[dict[str, Any]]:
     return json.loads(session.run(LIST, info.root).stdout or "[]")
 
 
-def activate(session: SshSession, info: RemoteInfo, name: str, metadata: dict[str, Any]) -> None:
-    session.run(ACTIVATE, info.root, name, json.dumps(metadata, sort_keys=True))
-
-
-def prune(session: SshSession, info: RemoteInfo, keep: int) -> list[str]:
-    """Remove all but the ``keep`` newest bundles (never the current one); returns the removed names."""
-    return session.run(PRUNE, info.root, str(keep)).stdout.split()
+def activate(session: SshSession, info: RemoteInfo, name: str, metadata: dict[str, Any],
+             keep: int | None = None) -> list[str]:
+    """Write ``name``'s metadata and point ``current`` at it; with ``keep``, prune to that many
+    bundles in the same call. Returns the pruned names."""
+    script = ACTIVATE if keep is None else ACTIVATE + PRUNE
+    args = [info.root, name, json.dumps(metadata, sort_keys=True)] + ([] if keep is None else [str(keep)])
+    return session.run(script, *args).stdout.split()

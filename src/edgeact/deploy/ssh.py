@@ -191,6 +191,7 @@ class SshSession:
             cmd += [f"{local_dir}/", f"{self.target.destination}:{remote_dir}/"]
             result = subprocess.run(cmd, input="\n".join(names) + "\n", text=True, stderr=subprocess.PIPE)
         else:
+            self.run('mkdir -p "$1"', remote_dir)
             cmd = ["scp", "-q", "-p", *self.client_options()]
             if bwlimit_kbps:
                 cmd += ["-l", str(bwlimit_kbps * 8)]  # scp's limit is in Kbit/s
