@@ -121,3 +121,16 @@ def pi_root(tmp_path) -> Path:
     root.mkdir(parents=True)
     (root / "venv").symlink_to(sys.prefix)
     return root
+
+
+@pytest.fixture(scope="session")
+def pi_bundle(bundle, tmp_path_factory) -> Path:
+    """The tiny export bundle without its PyTorch weights (the ONNX backends do not read them): half
+    the bytes to copy and hash in every deploy test."""
+    from edgeact.export.manifest import read_manifest, write_manifest
+
+    lean = tmp_path_factory.mktemp("pi_bundle") / "rover"
+    shutil.copytree(bundle, lean)
+    (lean / "model.safetensors").unlink()
+    write_manifest(lean, read_manifest(lean))
+    return lean

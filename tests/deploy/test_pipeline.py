@@ -29,31 +29,31 @@ def deploy(pi, root, bundle, **options):
     return report
 
 
-def test_deploy_redeploy_sends_nothing_and_a_damaged_copy_is_sent_again(loopback_pi, pi_root, bundle):
-    first = deploy(loopback_pi, pi_root, bundle)
+def test_deploy_redeploy_sends_nothing_and_a_damaged_copy_is_sent_again(loopback_pi, pi_root, pi_bundle):
+    first = deploy(loopback_pi, pi_root, pi_bundle)
     name = first.bundle_id
     assert current_of(pi_root) == f"bundles/{name}"
     assert sorted(p.name for p in (pi_root / "current").iterdir() if not p.name.startswith(".")) == \
-        sorted(verify_local(bundle).files)
+        sorted(verify_local(pi_bundle).files)
     assert first.smoke["backend"] == "onnx" and first.smoke["latency_ms"] > 0
     assert metadata(pi_root, name)["backend"] == "onnx"
-    assert first.wire_bytes_sent > verify_local(bundle).total_bytes  # the bundle went over ssh
+    assert first.wire_bytes_sent > verify_local(pi_bundle).total_bytes  # the bundle went over ssh
 
     stamp = (pi_root / "bundles" / name / ".deploy.json").stat().st_mtime_ns
-    again = deploy(loopback_pi, pi_root, bundle)
+    again = deploy(loopback_pi, pi_root, pi_bundle)
     assert again.sent_files == [] and again.smoke is None
     assert again.wire_bytes_sent < 20_000  # the Pi's hashes and a few scripts, not the bundle
     assert (pi_root / "bundles" / name / ".deploy.json").stat().st_mtime_ns == stamp
 
     (pi_root / "bundles" / name / "model.onnx").write_bytes(b"bit rot")  # on the Pi's SD card
-    repaired = deploy(loopback_pi, pi_root, bundle)
+    repaired = deploy(loopback_pi, pi_root, pi_bundle)
     assert repaired.sent_files and current_of(pi_root) == f"bundles/{name}"
-    assert (pi_root / "bundles" / name / "model.onnx").read_bytes() == (bundle / "model.onnx").read_bytes()
+    assert (pi_root / "bundles" / name / "model.onnx").read_bytes() == (pi_bundle / "model.onnx").read_bytes()
 
 
-def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, bundle, tmp_path):
-    first = deploy(loopback_pi, pi_root, bundle).bundle_id
-    second_bundle = variant(bundle, tmp_path / "second", "second")
+def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, pi_bundle, tmp_path):
+    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
+    second_bundle = variant(pi_bundle, tmp_path / "second", "second")
     second = deploy(loopback_pi, pi_root, second_bundle).bundle_id
     assert first != second and current_of(pi_root) == f"bundles/{second}"
 
@@ -66,7 +66,7 @@ def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, bundle, tmp_
         with pytest.raises(DeployError, match=r"config.json \(sha256 differs\)"):
             pipeline.rollback(s, str(pi_root), log=lambda _: None)
         assert current_of(pi_root) == f"bundles/{second}"
-        config.write_bytes((bundle / "config.json").read_bytes())
+        config.write_bytes((pi_bundle / "config.json").read_bytes())
         was, now = pipeline.rollback(s, str(pi_root), log=lambda _: None)
     assert (was, now) == (second, first)
     assert current_of(pi_root) == f"bundles/{first}"
@@ -74,18 +74,18 @@ def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, bundle, tmp_
         pipeline.rollback(s, str(pi_root), log=lambda _: None)
 
 
-def test_keep_prunes_old_bundles_but_never_current(loopback_pi, pi_root, bundle, tmp_path):
-    names = [deploy(loopback_pi, pi_root, variant(bundle, tmp_path / f"b{i}", f"b{i}"), keep=1).bundle_id
+def test_keep_prunes_old_bundles_but_never_current(loopback_pi, pi_root, pi_bundle, tmp_path):
+    names = [deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / f"b{i}", f"b{i}"), keep=1).bundle_id
              for i in range(2)]
     assert bundle_dirs(pi_root) == [names[1]]
     assert current_of(pi_root) == f"bundles/{names[1]}"
 
 
 def test_a_copy_changed_in_transit_or_a_model_that_does_not_load_never_becomes_current(
-        loopback_pi, pi_root, bundle, tmp_path, monkeypatch):
-    first = deploy(loopback_pi, pi_root, bundle).bundle_id
+        loopback_pi, pi_root, pi_bundle, tmp_path, monkeypatch):
+    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
 
-    broken = variant(bundle, tmp_path / "broken", "broken", model_bytes=b"not an onnx model")
+    broken = variant(pi_bundle, tmp_path / "broken", "broken", model_bytes=b"not an onnx model")
     with pytest.raises(DeployError, match="smoke check on .* failed, so broken-.* was not made current"):
         deploy(loopback_pi, pi_root, broken)
     assert current_of(pi_root) == f"bundles/{first}"
@@ -99,15 +99,15 @@ def test_a_copy_changed_in_transit_or_a_model_that_does_not_load_never_becomes_c
 
     monkeypatch.setattr(SshSession, "send", corrupting_send)
     with pytest.raises(DeployError, match=r"after the copy, config.json \(sha256 differs\)"):
-        deploy(loopback_pi, pi_root, variant(bundle, tmp_path / "second", "second"))
+        deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / "second", "second"))
     assert current_of(pi_root) == f"bundles/{first}"
     assert bundle_dirs(pi_root) == [first]
     assert not [p for p in (pi_root / "bundles").iterdir() if p.name.startswith(".incoming-")]
 
 
-def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, bundle, tmp_path):
-    first = deploy(loopback_pi, pi_root, bundle).bundle_id
-    big = variant(bundle, tmp_path / "big", "big", extra_bytes=4_000_000)
+def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, pi_bundle, tmp_path):
+    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
+    big = variant(pi_bundle, tmp_path / "big", "big")
     cmd = [sys.executable, "-m", "edgeact.cli", "deploy", str(big), loopback_pi.alias, "--ssh-config",
            str(loopback_pi.config), "--remote-dir", str(pi_root), "--bwlimit", "200"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -123,7 +123,7 @@ def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, bu
     proc.wait()
     assert current_of(pi_root) == f"bundles/{first}"
     assert bundle_dirs(pi_root) == [first]
-    assert verify_local(pi_root / "current").files == verify_local(bundle).files  # intact
+    assert verify_local(pi_root / "current").files == verify_local(pi_bundle).files  # intact
 
     report = deploy(loopback_pi, pi_root, big)
     assert current_of(pi_root) == f"bundles/{report.bundle_id}" and not incoming.exists()

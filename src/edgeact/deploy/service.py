@@ -67,7 +67,9 @@ set -eu
 unit="$1/edgeact.service"
 printf '%s' "$2" > "$unit.tmp" && mv -f "$unit.tmp" "$unit"
 if command -v systemd-analyze >/dev/null 2>&1; then
-  systemd-analyze verify "$unit" || { echo "systemd-analyze verify rejected $unit (see above)" >&2; exit 3; }
+  # It exits 0 on unknown keys, which are mistakes here too: any remark about our file rejects it.
+  remarks=$(systemd-analyze verify "$unit" 2>&1) && ! printf '%s' "$remarks" | grep -qF edgeact.service || {
+    printf 'systemd-analyze verify rejected %s:\n%s\n' "$unit" "$remarks" >&2; exit 3; }
 fi
 [ -d /run/systemd/system ] || { echo "NO_SYSTEMD"; exit 4; }
 if [ "$(id -u)" -eq 0 ]; then sudo=; else sudo="sudo -n"; fi
@@ -102,7 +104,8 @@ def install_service(session: SshSession, info: RemoteInfo, config: ServiceConfig
                           f"run there: sudo install -m 0644 {shlex.quote(info.root)}/{UNIT_NAME} /etc/systemd/system/ "
                           "&& sudo systemctl daemon-reload && sudo systemctl enable --now edgeact")
     if result.returncode != 0:
-        raise DeployError(f"installing {where} failed: {(result.stderr + result.stdout).strip()[-800:]}")
+        hint = " (is the runtime installed there? add --setup)" if "not executable" in result.stderr else ""
+        raise DeployError(f"installing {where} failed{hint}: {(result.stderr + result.stdout).strip()[-800:]}")
     return unit
 
 

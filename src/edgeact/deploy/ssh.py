@@ -163,7 +163,7 @@ class SshSession:
         cmd = ["ssh", *self.client_options(), self.target.destination, remote]
         try:
             result = subprocess.run(cmd, stdin=subprocess.DEVNULL, text=True, timeout=timeout,
-                                    capture_output=not stream, stdout=sys.stderr if stream else None)
+                                    capture_output=not stream, stdout=2 if stream else None)
         except subprocess.TimeoutExpired as err:
             raise DeployError(f"ssh {self.target.destination}: no answer within {timeout:g} s") from err
         if result.returncode == 255:

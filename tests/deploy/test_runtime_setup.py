@@ -1,0 +1,51 @@
+"""`--setup`: the runtime installed into a venv on the "Pi" through ssh, then driving there."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from edgeact.cli import main
+from edgeact.deploy.runtime_setup import requirements_for, wheel_digest
+from edgeact.deploy.ssh import SshSession, SshTarget
+
+
+def test_requirements_follow_the_backend_and_hailort():
+    assert requirements_for("onnx-int8", hailo=False) == ()
+    assert requirements_for("onnx", hailo=True) == ("numpy<2",)
+    (torch,) = requirements_for("torch-int8", hailo=False)
+    assert torch.startswith("torch") and "<2.14" in torch  # pyproject's pin, not an open range
+
+
+def test_wheel_digest_ignores_zip_timestamps(tmp_path):
+    def wheel(name, stamp, body=b"print(1)\n"):
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            zf.writestr(zipfile.ZipInfo("edgeact/__init__.py", date_time=stamp), body)
+        return tmp_path / name
+
+    a = wheel("a.whl", (2024, 1, 1, 0, 0, 0))
+    assert wheel_digest(a) == wheel_digest(wheel("b.whl", (2025, 6, 1, 12, 0, 0)))
+    assert wheel_digest(a) != wheel_digest(wheel("c.whl", (2024, 1, 1, 0, 0, 0), b"print(2)\n"))
+
+
+@pytest.mark.slow
+def test_setup_installs_the_runtime_and_it_drives_there(loopback_pi, pi_bundle, tmp_path, capsys):
+    root = tmp_path / "pi" / "edgeact"  # a fresh Pi: no venv yet
+    args = ["--ssh-config", str(loopback_pi.config), "--remote-dir", str(root)]
+    assert main(["deploy", str(pi_bundle), loopback_pi.alias, "--setup", *args]) == 0
+    assert "setup: installed" in capsys.readouterr().out
+    assert (root / "venv" / ".edgeact-setup").is_file() and (root / "wheels").is_dir()
+
+    drive = (f"{root}/venv/bin/edgeact run --model {root}/current --camera sim --actuator sim --duration 2 "
+             "--rate 20 --no-realtime --status 0")
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as pi:
+        result = pi.run(drive, check=False, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "duration" in result.stdout
+        no_torch = pi.run(f'{root}/venv/bin/python -c "import torch"', check=False)
+        assert no_torch.returncode != 0  # the ONNX runtime needs no torch on the Pi
+
+    assert main(["deploy", loopback_pi.alias, "--setup", *args]) == 0
+    out = capsys.readouterr().out
+    assert "up to date" in out and "setup: unchanged" in out
