@@ -51,7 +51,7 @@ def test_deploy_redeploy_sends_nothing_and_a_damaged_copy_is_sent_again(loopback
     assert (pi_root / "bundles" / name / "model.onnx").read_bytes() == (pi_bundle / "model.onnx").read_bytes()
 
 
-def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, pi_bundle, tmp_path):
+def test_second_bundle_rollback_list_and_keep(loopback_pi, pi_root, pi_bundle, tmp_path):
     first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
     second_bundle = variant(pi_bundle, tmp_path / "second", "second")
     second = deploy(loopback_pi, pi_root, second_bundle).bundle_id
@@ -73,12 +73,9 @@ def test_second_bundle_then_rollback_and_list(loopback_pi, pi_root, pi_bundle, t
     with session(loopback_pi) as s, pytest.raises(DeployError, match="oldest bundle"):
         pipeline.rollback(s, str(pi_root), log=lambda _: None)
 
-
-def test_keep_prunes_old_bundles_but_never_current(loopback_pi, pi_root, pi_bundle, tmp_path):
-    names = [deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / f"b{i}", f"b{i}"), keep=1).bundle_id
-             for i in range(2)]
-    assert bundle_dirs(pi_root) == [names[1]]
-    assert current_of(pi_root) == f"bundles/{names[1]}"
+    # --keep 2: the oldest deploy goes, whichever bundle was current before
+    third = deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / "third", "third"), keep=2).bundle_id
+    assert bundle_dirs(pi_root) == sorted([second, third]) and current_of(pi_root) == f"bundles/{third}"
 
 
 def test_a_copy_changed_in_transit_or_a_model_that_does_not_load_never_becomes_current(
