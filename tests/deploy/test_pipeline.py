@@ -25,36 +25,35 @@ def deploy(pi, root, bundle, **options):
     with session(pi) as s:
         report = pipeline.deploy_bundle(s, verify_local(bundle), pipeline.DeployOptions(root=str(root), **options),
                                         log=lambda _: None)
-    report.wire_bytes_sent = s.bytes_sent
-    return report
+    return report, s.bytes_sent
 
 
 def test_deploy_redeploy_sends_nothing_and_a_damaged_copy_is_sent_again(loopback_pi, pi_root, pi_bundle):
-    first = deploy(loopback_pi, pi_root, pi_bundle)
+    first, first_bytes = deploy(loopback_pi, pi_root, pi_bundle)
     name = first.bundle_id
     assert current_of(pi_root) == f"bundles/{name}"
     assert sorted(p.name for p in (pi_root / "current").iterdir() if not p.name.startswith(".")) == \
         sorted(verify_local(pi_bundle).files)
     assert first.smoke["backend"] == "onnx" and first.smoke["latency_ms"] > 0
     assert metadata(pi_root, name)["backend"] == "onnx"
-    assert first.wire_bytes_sent > verify_local(pi_bundle).total_bytes  # the bundle went over ssh
+    assert first_bytes > verify_local(pi_bundle).total_bytes  # the bundle went over ssh
 
     stamp = (pi_root / "bundles" / name / ".deploy.json").stat().st_mtime_ns
-    again = deploy(loopback_pi, pi_root, pi_bundle)
+    again, again_bytes = deploy(loopback_pi, pi_root, pi_bundle)
     assert again.sent_files == [] and again.smoke is None
-    assert again.wire_bytes_sent < 20_000  # the Pi's hashes and a few scripts, not the bundle
+    assert again_bytes < 20_000  # the Pi's hashes and a few scripts, not the bundle
     assert (pi_root / "bundles" / name / ".deploy.json").stat().st_mtime_ns == stamp
 
     (pi_root / "bundles" / name / "model.onnx").write_bytes(b"bit rot")  # on the Pi's SD card
-    repaired = deploy(loopback_pi, pi_root, pi_bundle)
+    repaired, _ = deploy(loopback_pi, pi_root, pi_bundle)
     assert repaired.sent_files and current_of(pi_root) == f"bundles/{name}"
     assert (pi_root / "bundles" / name / "model.onnx").read_bytes() == (pi_bundle / "model.onnx").read_bytes()
 
 
 def test_second_bundle_rollback_list_and_keep(loopback_pi, pi_root, pi_bundle, tmp_path):
-    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
+    first = deploy(loopback_pi, pi_root, pi_bundle)[0].bundle_id
     second_bundle = variant(pi_bundle, tmp_path / "second", "second")
-    second = deploy(loopback_pi, pi_root, second_bundle).bundle_id
+    second = deploy(loopback_pi, pi_root, second_bundle)[0].bundle_id
     assert first != second and current_of(pi_root) == f"bundles/{second}"
 
     with session(loopback_pi) as s:
@@ -74,13 +73,13 @@ def test_second_bundle_rollback_list_and_keep(loopback_pi, pi_root, pi_bundle, t
         pipeline.rollback(s, str(pi_root), log=lambda _: None)
 
     # --keep 2: the oldest deploy goes, whichever bundle was current before
-    third = deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / "third", "third"), keep=2).bundle_id
+    third = deploy(loopback_pi, pi_root, variant(pi_bundle, tmp_path / "third", "third"), keep=2)[0].bundle_id
     assert bundle_dirs(pi_root) == sorted([second, third]) and current_of(pi_root) == f"bundles/{third}"
 
 
 def test_a_copy_changed_in_transit_or_a_model_that_does_not_load_never_becomes_current(
         loopback_pi, pi_root, pi_bundle, tmp_path, monkeypatch):
-    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
+    first = deploy(loopback_pi, pi_root, pi_bundle)[0].bundle_id
 
     broken = variant(pi_bundle, tmp_path / "broken", "broken", model_bytes=b"not an onnx model")
     with pytest.raises(DeployError, match="smoke check on .* failed, so broken-.* was not made current"):
@@ -103,7 +102,7 @@ def test_a_copy_changed_in_transit_or_a_model_that_does_not_load_never_becomes_c
 
 
 def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, pi_bundle, tmp_path):
-    first = deploy(loopback_pi, pi_root, pi_bundle).bundle_id
+    first = deploy(loopback_pi, pi_root, pi_bundle)[0].bundle_id
     big = variant(pi_bundle, tmp_path / "big", "big")
     cmd = [sys.executable, "-m", "edgeact.cli", "deploy", str(big), loopback_pi.alias, "--ssh-config",
            str(loopback_pi.config), "--remote-dir", str(pi_root), "--bwlimit", "200"]
@@ -122,5 +121,5 @@ def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, pi
     assert bundle_dirs(pi_root) == [first]
     assert verify_local(pi_root / "current").files == verify_local(pi_bundle).files  # intact
 
-    report = deploy(loopback_pi, pi_root, big)
+    report, _ = deploy(loopback_pi, pi_root, big)
     assert current_of(pi_root) == f"bundles/{report.bundle_id}" and not incoming.exists()

@@ -119,19 +119,20 @@ def _on_pi(args: argparse.Namespace, session, bundle) -> int:
     if bundle is not None:
         options = pipeline.DeployOptions(root=args.remote_dir, backend=args.backend, keep=args.keep,
                                          bwlimit_kbps=args.bwlimit)
-        print(pipeline.deploy_bundle(session, bundle, options).format())
-    info = remote.probe(session, args.remote_dir)
+        report = pipeline.deploy_bundle(session, bundle, options)
+        print(report.format())
+    host = args.targets[-1]
     if args.service:
         from edgeact.deploy.service import ServiceConfig, install_service
 
-        install_service(session, info, ServiceConfig(backend=args.backend or "auto", camera=args.camera,
-                                                     actuator=args.actuator, rate_hz=args.rate,
-                                                     max_throttle=args.max_throttle))
-        print(f"service edgeact started on {args.targets[-1]}; `edgeact deploy --status {args.targets[-1]}` "
-              "shows it and its log")
+        install_service(session, remote.probe(session, args.remote_dir),
+                        ServiceConfig(backend=args.backend or "auto", camera=args.camera, actuator=args.actuator,
+                                      rate_hz=args.rate, max_throttle=args.max_throttle))
+        print(f"service edgeact (re)started on {host}; `edgeact deploy --status {host}` shows it and its log")
     elif bundle is not None:
-        print(f"drive on the Pi: {info.root}/venv/bin/edgeact run --model {info.root}/current --camera 0 "
-              f"--actuator /dev/ttyUSB0 (or add --service); restart a running service to pick up the new bundle")
+        print(f"drive on the Pi: {report.root}/venv/bin/edgeact run --model {report.root}/current --camera 0 "
+              "--actuator /dev/ttyUSB0, or add --service (a running service picks up the new bundle on "
+              "`sudo systemctl restart edgeact`)")
     return 0
 
 

@@ -42,7 +42,6 @@ class DeployReport:
     smoke: dict[str, Any] | None
     removed: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    wire_bytes_sent: int | None = None  # everything ssh sent, known once the session is closed
 
     def format(self) -> str:
         if self.sent_files:
@@ -57,8 +56,6 @@ class DeployReport:
         lines.append(f"current -> bundles/{self.bundle_id}" + (f" (was {self.previous})" if self.previous else ""))
         if self.removed:
             lines.append(f"removed old bundles: {', '.join(self.removed)}")
-        if self.wire_bytes_sent is not None:
-            lines.append(f"{self.wire_bytes_sent / 1e3:.1f} kB over ssh in {self.seconds:.1f} s")
         return "\n".join(lines)
 
 

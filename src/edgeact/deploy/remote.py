@@ -21,7 +21,6 @@ from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
 
 INCOMING_PREFIX = ".incoming-"
-METADATA_NAME = ".deploy.json"
 
 # `hashes DIR`: sha256 of every plain file in DIR, sorted (dot files are ours: metadata, rsync
 # partials), as sha256sum prints them; python3's hashlib where coreutils are missing.
