@@ -4,9 +4,11 @@ Helpers live in factories.py: this file is shadowed by sub-folder conftest files
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,3 +66,20 @@ def quantized(bundle, episodes, tmp_path_factory):
                                   keep_float=["/policy/model/encoder/layers.0/linear1/MatMul"], log=lambda s: None)
     torch_result = quantize_torch_bundle(out, episodes, frames=4, heldout=6, observer="minmax", log=lambda s: None)
     return out, onnx_result, torch_result
+
+
+@pytest.fixture
+def episode_dir(tmp_path: Path) -> Path:
+    """One 12-frame 48x64 episode (random frames, zero commands) at 30 fps."""
+    import cv2
+
+    ep = tmp_path / "episode_000"
+    (ep / "frames").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(ep / "frames" / f"{i:06d}.jpg"), img)
+    (ep / "meta.json").write_text(json.dumps({"fps": 30, "image_size": [48, 64]}))
+    (ep / "data.csv").write_text("frame,timestamp,steering,throttle\n" +
+                                 "".join(f"{i},{i / 30:.4f},0.0,0.0\n" for i in range(12)))
+    return ep

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgeact.config import ACTConfig, rover_features
 

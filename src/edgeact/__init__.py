@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from edgeact.version import __version__
 
 if TYPE_CHECKING:
-    from edgeact.backends.base import Backend
+    from edgeact.policy import Backend
 
 
 def load_policy(path: str, backend: str = "auto", **options) -> "Backend":
-    """Load a checkpoint or bundle and return a ready :class:`~edgeact.backends.base.Backend`.
+    """Load a checkpoint or bundle and return a ready :class:`~edgeact.policy.Backend`.
 
     ``path``: a LeRobot pretrained directory, an edgeact checkpoint or export bundle, or a
     ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8", "torch-int8"

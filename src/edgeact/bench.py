@@ -15,7 +15,7 @@ chunk 100) at 360x640 with random weights, exports and quantizes it in a tempora
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import platform
 import tempfile
@@ -141,7 +141,7 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    from edgeact.backends.onnx_backend import physical_cores
+    from edgeact.cpu import physical_cores
 
     info = {"cpu": cpu, "machine": platform.machine(), "cores": physical_cores(), "python": platform.python_version(),
             "load_before": _load()}
@@ -191,7 +191,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
         import onnxruntime as ort
         from onnx import TensorProto, helper
 
-        from edgeact.backends.onnx_backend import session_options
+        from edgeact.cpu import session_options
 
         rng = np.random.default_rng(0)
         cases = {
@@ -212,7 +212,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
             session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
                                            providers=["CPUExecutionProvider"])
             feeds = {"a": a_val, "b": b_val}
-            peaks[key] = ops / _best_time(lambda: session.run(None, feeds), seconds) / 1e9
+            peaks[key] = ops / _best_time(functools.partial(session.run, None, feeds), seconds) / 1e9
             del session
     except Exception:  # the ORT peaks are informative only
         pass
@@ -267,10 +267,10 @@ def bench_bundle(
     import torch
 
     from edgeact import load_policy
-    from edgeact.backends.onnx_backend import physical_cores
+    from edgeact.cpu import physical_cores
     from edgeact.export.accuracy import action_range, from_errors
     from edgeact.export.calibration import observations_for
-    from edgeact.export.manifest import read_manifest
+    from edgeact.bundle import read_manifest
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)

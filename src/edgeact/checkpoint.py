@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeact import __version__
-from edgeact.config import ACTConfig
+from edgeact.version import __version__
+from edgeact.config import OBS_IMAGE_PREFIX, ACTConfig
 from edgeact.errors import CheckpointError, ConfigError
 from edgeact.fileio import atomic_write_json, replace_dir
+from edgeact.policy import PolicySpec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -351,3 +352,17 @@ def write_processor_files(folder: Path, config: ACTConfig, stats: dict[str, dict
     atomic_write_json(folder / POSTPROCESSOR_NAME, postprocessor)
     save_file(flat(features), str(folder / pre_stats))
     save_file(flat(config.output_features), str(folder / post_stats))
+
+
+def spec_from_checkpoint(checkpoint: Checkpoint) -> PolicySpec:
+    """What the checkpoint's policy takes and gives (its config, fps and action names)."""
+    config = checkpoint.config
+    return PolicySpec(
+        camera_names=tuple(k.removeprefix(OBS_IMAGE_PREFIX) for k in config.image_features),
+        image_size=config.image_size,
+        state_dim=config.state_dim,
+        action_dim=config.action_dim,
+        chunk_size=config.chunk_size,
+        fps=checkpoint.fps,
+        action_names=checkpoint.action_names,
+    )

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from edgeact import __version__
+from edgeact.version import __version__
 from edgeact.errors import EdgeactError
 
 COMMAND_MODULES = (

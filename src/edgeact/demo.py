@@ -18,7 +18,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from edgeact.drive import DEFAULT_TRACK
 from edgeact.fileio import atomic_write_json, atomic_write_text
+from edgeact.runtime.config import RuntimeConfig
+from edgeact.train import TINY, Preset
+
+PRESET = TINY  # the demo records at this preset's frame size and trains it
 
 
 @dataclass
@@ -26,16 +31,24 @@ class DemoConfig:
     out: Path = Path("edgeact-demo")
     episodes: int = 20
     episode_seconds: float = 20.0
-    image_size: tuple[int, int] = (96, 128)
-    train_steps: int = 1500
+    train_steps: int = PRESET.steps
     drive_seconds: float = 45.0
-    rate_hz: float = 50.0
-    track: str = "oval"
+    rate_hz: float = RuntimeConfig.rate_hz
+    track: str = DEFAULT_TRACK
     backends: tuple[str, ...] = ("onnx", "onnx-int8")
     calib_frames: int = 64
     quantize_target: str = "auto"  # the demo runs here, so quantize for this CPU
     seed: int = 0
     eval_seed: int = 1000  # an appearance never seen in training
+
+    @property
+    def preset(self) -> Preset:
+        return PRESET
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        assert PRESET.image_size is not None  # the demo's preset fixes its frame size
+        return PRESET.image_size
 
     @classmethod
     def quick(cls, out: Path) -> DemoConfig:
@@ -88,8 +101,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     stage("record simulator episodes", lambda: record_episodes(
         episodes, cfg.episodes, track=cfg.track, image_size=cfg.image_size, seconds=cfg.episode_seconds,
         seed=cfg.seed, progress=log))
-    training = stage("train the tiny preset", lambda: train(TrainConfig(
-        data=episodes, out=out / "model", preset="tiny", steps=cfg.train_steps,
+    training = stage(f"train the {cfg.preset.name} preset", lambda: train(TrainConfig(
+        data=episodes, out=out / "model", preset=cfg.preset.name, steps=cfg.train_steps,
         eval_every=max(cfg.train_steps // 3, 1), seed=cfg.seed), progress=log))
     bundle = out / "bundle"
     stage("export to ONNX", lambda: export_bundle(out / "model", bundle, frames=episodes, log=log))
@@ -102,7 +115,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
         drives.append(stage(f"drive the simulator with {backend}", lambda b=backend: drive(bundle, b, cfg, out, log)))
 
     report = {
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+        "config": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
+                   "preset": cfg.preset.name, "image_size": cfg.image_size},
         "training": {"steps": training.steps, "best_val_action_l1": training.best_val_l1,
                      "seconds": round(training.seconds, 1), "loss_plot": str(out / "model" / "loss.png")},
         "quantization": _quantize_summary(quantized),
@@ -121,25 +135,28 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
 
 def drive(bundle: Path, backend_name: str, cfg: DemoConfig, out: Path, log: Callable[[str], None]) -> DriveResult:
     """Drive the simulated rover through the realtime runtime with one backend."""
-    import edgeact
-    from edgeact.runtime import RuntimeConfig, run_rover
-    from edgeact.runtime.parts import inference_threads, open_parts
+    from edgeact.drive import Parts, open_policy, open_runtime
+    from edgeact.runtime.config import OutputConfig, ProcessConfig
+    from edgeact.sim.camera import SimCamera
     from edgeact.sim.evaluate import plot_trajectory
 
     folder = out / f"drive-{backend_name}"
     folder.mkdir(parents=True, exist_ok=True)
-    backend = edgeact.load_policy(str(bundle), backend=backend_name, threads=inference_threads())
+    config = RuntimeConfig(rate_hz=cfg.rate_hz, duration_s=cfg.drive_seconds,
+                           process=ProcessConfig(keyboard=False, handle_signals=False),
+                           output=OutputConfig(telemetry_path=str(folder / "telemetry.jsonl"),
+                                               plot_path=str(folder / "timeline.png")))
+    backend = open_policy(str(bundle), backend_name)
     try:
-        camera, actuator = open_parts(f"sim:{cfg.track}", "sim", backend.spec.image_size, seed=cfg.eval_seed)
-        config = RuntimeConfig(rate_hz=cfg.rate_hz, duration_s=cfg.drive_seconds, keyboard=False,
-                               handle_signals=False, telemetry_path=str(folder / "telemetry.jsonl"),
-                               plot_path=str(folder / "timeline.png"))
-        report = run_rover(backend, camera, actuator, config)
+        runtime = open_runtime(backend, Parts(camera=f"sim:{cfg.track}", actuator="sim", seed=cfg.eval_seed), config)
+        report = runtime.run()
     finally:
         backend.close()
     log(report.format_table())
-    result = trajectory_result(camera.sim, backend_name)
-    trajectory_png = plot_trajectory(camera.sim.track, result, folder / "trajectory.png")
+    assert isinstance(runtime.camera, SimCamera)  # the camera is sim:TRACK
+    sim = runtime.camera.sim
+    result = trajectory_result(sim, backend_name)
+    trajectory_png = plot_trajectory(sim.track, result, folder / "trajectory.png")
     atomic_write_json(folder / "run_report.json", report.to_dict())
     inference = report.stages_ms.get("inference") or {}
     return DriveResult(

@@ -25,5 +25,25 @@ class BackendError(EdgeactError):
     """An unknown backend, or one whose runtime or hardware is absent."""
 
 
+class CameraError(EdgeactError):
+    """A camera that cannot be opened or read."""
+
+
+class ActuatorError(EdgeactError):
+    """The actuator cannot be opened at start (wrong port, permissions, busy)."""
+
+
+class ProtocolError(EdgeactError, ValueError):
+    """A serial line that breaks the Pi <-> Arduino protocol (checksum, format, range)."""
+
+
+class ExportError(EdgeactError):
+    """The export failed a check (parity, graph) or could not run."""
+
+
+class QuantizeError(EdgeactError):
+    """Quantization could not run or its inputs are wrong."""
+
+
 class DeployError(EdgeactError):
     """The Pi could not be reached, or refused or failed a deploy step."""

@@ -17,38 +17,63 @@ from typing import Any, Callable
 
 from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
 from edgeact.errors import ConfigError, DataError
-from edgeact.fileio import atomic_save, atomic_write_text
+from edgeact.fileio import atomic_save
 
 CAMERA_KEY = OBS_IMAGE_PREFIX + "cam_front"
 
-# Why these presets:
-# - rover: LeRobot's defaults are tuned for 50 Hz arm manipulation with 2 s chunks. A rover at
-#   30 fps meets new curves within a second, so a 1 s chunk (30 steps) keeps predictions
-#   relevant and halves decoder work; everything else stays LeRobot's default (resnet18,
-#   dim_model 512, 4 encoder layers, VAE) so that LeRobot-trained and edgeact-trained
-#   models are interchangeable and ImageNet backbone weights apply. It trains on a GPU.
-# - tiny: small enough to train on a 2-core CPU in minutes (96x128 frames, dim_model 128):
-#   for CI, the demo and trying the pipeline end to end; not for a real rover.
-PRESETS: dict[str, dict[str, Any]] = {
-    "rover": dict(
+@dataclass(frozen=True)
+class Preset:
+    """A training preset: the model it builds and how it trains by default."""
+
+    name: str
+    model: dict[str, Any]  # ACTConfig fields beyond LeRobot's defaults
+    batch_size: int
+    # Gaussian noise (normalized units) on the state input while training. The state is the
+    # previous command, which predicts the next one so well that a policy can learn to copy it
+    # and ignore the camera; noise makes the image the signal to rely on.
+    state_noise: float
+    image_size: tuple[int, int] | None  # frames are resized to this; None: the data's own size
+    steps: int  # training length when neither steps nor epochs are given
+    summary: str
+
+
+# rover: LeRobot's defaults are tuned for 50 Hz arm manipulation with 2 s chunks. A rover at
+# 30 fps meets new curves within a second, so a 1 s chunk (30 steps) keeps predictions
+# relevant and halves decoder work; everything else stays LeRobot's default (resnet18,
+# dim_model 512, 4 encoder layers, VAE) so that LeRobot-trained and edgeact-trained models
+# are interchangeable and ImageNet backbone weights apply. It trains on a GPU.
+ROVER = Preset(
+    name="rover",
+    model=dict(
         chunk_size=30, n_action_steps=30, dim_model=512, n_heads=8, dim_feedforward=3200,
         n_encoder_layers=4, n_decoder_layers=1, n_vae_encoder_layers=4, latent_dim=32,
         kl_weight=10.0, dropout=0.1, optimizer_lr=1e-5, optimizer_lr_backbone=1e-5,
         optimizer_weight_decay=1e-4,
     ),
-    "tiny": dict(
+    batch_size=8, state_noise=0.5, image_size=None, steps=50_000,
+    summary="the real-rover model (LeRobot's ACT with a 1 s chunk); for a GPU",
+)
+# tiny: small enough to train on a 2-core CPU in minutes (96x128 frames, dim_model 128): for
+# CI, the demo and trying the pipeline end to end; not for a real rover.
+TINY = Preset(
+    name="tiny",
+    model=dict(
         chunk_size=20, n_action_steps=20, dim_model=128, n_heads=4, dim_feedforward=512,
         n_encoder_layers=2, n_decoder_layers=1, n_vae_encoder_layers=2, latent_dim=16,
         kl_weight=10.0, dropout=0.1, optimizer_lr=3e-4, optimizer_lr_backbone=1e-4,
         optimizer_weight_decay=1e-4,
     ),
-}
-PRESET_BATCH = {"rover": 8, "tiny": 16}
-# Gaussian noise (normalized units) on the state input while training. The state is the
-# previous command, which predicts the next one so well that a policy can learn to copy it
-# and ignore the camera; noise makes the image the signal to rely on.
-PRESET_STATE_NOISE = {"rover": 0.5, "tiny": 0.5}
-PRESET_IMAGE_SIZE = {"rover": None, "tiny": (96, 128)}  # None: the data's own size
+    batch_size=16, state_noise=0.5, image_size=(96, 128), steps=1500,
+    summary="trains on a 2-core CPU in minutes (96x128 frames); for trying the pipeline",
+)
+PRESETS: dict[str, Preset] = {p.name: p for p in (TINY, ROVER)}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ConfigError listing the presets otherwise."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
 
 
 @dataclass
@@ -57,10 +82,10 @@ class TrainConfig:
 
     data: Path
     out: Path
-    preset: str = "tiny"
-    steps: int | None = None
+    preset: str = TINY.name
+    steps: int | None = None  # neither steps nor epochs: the preset's steps
     epochs: float | None = None
-    batch_size: int | None = None
+    batch_size: int | None = None  # None: the preset's
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
@@ -87,10 +112,8 @@ class TrainResult:
 def model_config(preset: str, image_size: tuple[int, int], state_dim: int, action_dim: int,
                  pretrained: bool, overrides: dict[str, Any] | None = None) -> ACTConfig:
     """The ACTConfig a preset builds for data of the given shape."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     inputs, outputs = rover_features(image_size, state_dim, action_dim)
-    fields = {**PRESETS[preset], **(overrides or {})}
+    fields = {**get_preset(preset).model, **(overrides or {})}
     return ACTConfig(
         input_features=inputs,
         output_features=outputs,
@@ -123,7 +146,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
         config, state = _resume_state(cfg.out)
     else:
         (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
-        image_size = PRESET_IMAGE_SIZE.get(cfg.preset) or data_size
+        image_size = get_preset(cfg.preset).image_size or data_size
         config = model_config(cfg.preset, image_size, state_dim, action_dim,
                               cfg.backbone_weights is not None, cfg.overrides)
         state = None
@@ -142,8 +165,9 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
 
     train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment)
     val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
-    batch_size = cfg.batch_size or PRESET_BATCH.get(cfg.preset, 8)
-    state_noise = PRESET_STATE_NOISE.get(cfg.preset, 0.0) if cfg.state_noise is None else cfg.state_noise
+    preset = get_preset(cfg.preset)
+    batch_size = cfg.batch_size or preset.batch_size
+    state_noise = preset.state_noise if cfg.state_noise is None else cfg.state_noise
     loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                                          num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     total_steps = _total_steps(cfg, len(loader))
@@ -245,7 +269,7 @@ def _check_shapes(config: ACTConfig, data_size, state_dim: int, action_dim: int,
             f"{config.state_dim} / {config.action_dim}"
         )
     if cfg.resume and tuple(config.image_size) != tuple(data_size):
-        preset_size = PRESET_IMAGE_SIZE.get(cfg.preset)
+        preset_size = get_preset(cfg.preset).image_size
         if preset_size is None or tuple(preset_size) != tuple(config.image_size):
             raise DataError(
                 f"{cfg.data} has {data_size[0]}x{data_size[1]} frames but the checkpoint in {cfg.out} was trained on "
@@ -260,7 +284,7 @@ def _total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
         return int(cfg.steps)
     if cfg.epochs is not None:
         return max(1, int(round(cfg.epochs * batches_per_epoch)))
-    raise ConfigError("give --steps or --epochs")
+    return get_preset(cfg.preset).steps
 
 
 def _device(name: str):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeact import load_policy
-from edgeact.backends.base import Backend
+from edgeact.policy import Backend
 from edgeact.backends.registry import BACKENDS
 from edgeact.errors import BackendError, InputError
 
@@ -86,7 +86,7 @@ def test_corrupted_int8_file(quantized, tmp_path):
 
 
 def test_onnx_session_settings(quantized):
-    from edgeact.backends.onnx_backend import physical_cores, session_options
+    from edgeact.cpu import physical_cores, session_options
 
     path, _, _ = quantized
     backend = load_policy(str(path), backend="onnx")
@@ -134,7 +134,7 @@ def test_torch_int8_runs_on_the_pi_engine(quantized, observations):
         a, b = pi.predict_chunk(frame, state), here.predict_chunk(frame, state)
         assert a.shape == (10, 2) and np.abs(a - b).mean() < 0.02
     finally:
-        from edgeact.export.quantize_torch import host_engine
+        from edgeact.cpu import host_engine
 
         torch.backends.quantized.engine = host_engine()
 

@@ -127,7 +127,7 @@ def pi_root(tmp_path) -> Path:
 def pi_bundle(bundle, tmp_path_factory) -> Path:
     """The tiny export bundle without its PyTorch weights (the ONNX backends do not read them): half
     the bytes to copy and hash in every deploy test."""
-    from edgeact.export.manifest import read_manifest, write_manifest
+    from edgeact.bundle import read_manifest, write_manifest
 
     lean = tmp_path_factory.mktemp("pi_bundle") / "rover"
     shutil.copytree(bundle, lean)

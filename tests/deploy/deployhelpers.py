@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from edgeact.export.manifest import read_manifest, write_manifest
+from edgeact.bundle import read_manifest, write_manifest
 
 
 def variant(bundle: Path, out: Path, note: str, model_bytes: bytes | None = None) -> Path:

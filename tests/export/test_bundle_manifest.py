@@ -10,7 +10,7 @@ import pytest
 
 from edgeact import __version__, load_policy
 from edgeact.errors import BackendError
-from edgeact.export.manifest import MANIFEST_NAME, read_manifest
+from edgeact.bundle import MANIFEST_NAME, read_manifest
 
 
 def test_manifest_contents(bundle):

@@ -11,8 +11,9 @@ import pytest
 
 from edgeact.export.accuracy import from_errors
 from edgeact.export.calibration import episode_observations, read_episodes
-from edgeact.export.manifest import read_manifest, sha256_file
-from edgeact.export.quantize_onnx import QuantizeError, quantize_bundle
+from edgeact.bundle import read_manifest, sha256_file
+from edgeact.errors import QuantizeError
+from edgeact.export.quantize_onnx import quantize_bundle
 
 
 def test_onnx_int8_manifest_entry(quantized):

@@ -11,7 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeact.export import graph_passes
-from edgeact.export.onnx_export import ExportError, export_bundle
+from edgeact.errors import ExportError
+from edgeact.export.onnx_export import export_bundle
 
 
 def _session(path_or_bytes):

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from edgeact.backends.base import PolicySpec
-from edgeact.runtime.cameras import Camera
+from edgeact.policy import PolicySpec
+from edgeact.runtime.cameras import ThreadedCamera
 
 SPEC = PolicySpec(camera_names=("cam_front",), image_size=(24, 32), state_dim=2, action_dim=2, chunk_size=20, fps=30.0)
 
@@ -70,7 +70,7 @@ class FailingBackend(ConstantBackend):
         return super().predict_chunk(image, state)
 
 
-class SyntheticCamera(Camera):
+class SyntheticCamera(ThreadedCamera):
     """Generated frames at ``fps``; ``stall()`` stops new frames without ending the source."""
 
     name = "synthetic"

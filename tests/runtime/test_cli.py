@@ -3,6 +3,8 @@ import argparse
 import pytest
 
 from edgeact.commands import run as run_cmd
+from edgeact.errors import ConfigError
+from edgeact.runtime import Limits, RuntimeConfig, SafetyConfig
 
 
 def parse(argv):
@@ -30,11 +32,21 @@ def test_run_command_with_a_fake_model_prints_the_summary(episode_dir, tmp_path,
 
 
 def test_bad_values_are_user_errors():
-    from edgeact.errors import ConfigError
-    from edgeact.runtime import RuntimeConfig
-
     with pytest.raises(ConfigError):
         RuntimeConfig(rate_hz=0)
     with pytest.raises(ConfigError):
-        RuntimeConfig(max_throttle=2.0)
+        Limits(max_throttle=2.0)
+    with pytest.raises(ConfigError):
+        SafetyConfig(camera_stall_s=0)
     assert run_cmd.main(["--model", "fake", "--camera", "nowhere", "--actuator", "none", "--no-keys"]) == 2
+    assert run_cmd.main(["--model", "fake", "--camera", "0", "--actuator", "none", "--max-throttle", "2"]) == 2
+
+
+def test_command_line_defaults_are_the_librarys():
+    config = run_cmd.runtime_config(parse(["--model", "m", "--camera", "0", "--actuator", "none"]))
+    assert config.limits == Limits() and config.safety == SafetyConfig()
+    assert (config.rate_hz, config.duration_s, config.sync) == (RuntimeConfig().rate_hz, None, False)
+    no_slew = run_cmd.runtime_config(parse(["--model", "m", "--camera", "0", "--actuator", "none",
+                                            "--steering-rate", "0", "--throttle-rate", "0", "--stall", "300"]))
+    assert no_slew.limits == Limits(steering_rate=None, throttle_rate=None)
+    assert no_slew.safety == SafetyConfig(camera_stall_s=0.3)

@@ -1,5 +1,6 @@
 import pytest
 
+from edgeact.errors import ConfigError
 from edgeact.runtime.limits import ActionLimiter, Limits
 
 
@@ -30,7 +31,7 @@ def test_reset_jumps_to_neutral_ignoring_the_slew():
 
 
 def test_limits_validate():
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         Limits(max_throttle=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         Limits(steering_rate=0.0)

@@ -16,19 +16,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeact.runtime import Runtime, RuntimeConfig, open_actuator, run_rover
+from edgeact.runtime import (
+    Limits,
+    OutputConfig,
+    ProcessConfig,
+    Runtime,
+    RuntimeConfig,
+    SafetyConfig,
+    StopKind,
+    open_actuator,
+    run_rover,
+)
 from edgeact.runtime.cameras import ReplayCamera
-from edgeact.runtime.safety import wait_for
+from polling import wait_for
 
 from runtime_fakes import ConstantBackend, FailingBackend, RampBackend, SyntheticCamera
 
 SLACK = 1.5  # seconds added to every "neutral within period + watchdog" bound: a busy CI box stalls
 
 
-def config(**kw) -> RuntimeConfig:
-    base = dict(rate_hz=50.0, handle_signals=False, realtime=False, startup_grace_s=5.0)
-    base.update(kw)
-    return RuntimeConfig(**base)
+def config(rate_hz: float = 50.0, duration_s: float | None = None, sync: bool = False, *,
+           limits: Limits | None = None, handle_signals: bool = False, telemetry_path: str | None = None,
+           plot_path: str | None = None, **safety: float) -> RuntimeConfig:
+    """The tests' run: no realtime priority, signals only when asked, a 5 s start-up grace."""
+    return RuntimeConfig(rate_hz=rate_hz, duration_s=duration_s, sync=sync, limits=limits or Limits(),
+                         safety=SafetyConfig(**{"startup_grace_s": 5.0, **safety}),
+                         process=ProcessConfig(handle_signals=handle_signals, realtime=False),
+                         output=OutputConfig(telemetry_path=telemetry_path, plot_path=plot_path))
 
 
 def driving(board) -> bool:
@@ -48,6 +62,7 @@ def test_end_to_end_replay_fake_backend_sim_arduino(episode_dir, tmp_path):
     board = act.sim
     print(report.format_table())
     assert report.stop_reason.startswith("duration") and report.mode == "async"
+    assert report.stop_kind is StopKind.DURATION and report.to_dict()["stop_kind"] == "duration"
     assert report.ticks > 20 and report.chunks > 5 and report.inference_errors == 0
     st = report.actuator
     assert st["sent"] > 20 and st["acked"] >= st["sent"] - 2 and st["rx_rejected"] == 0
@@ -74,7 +89,7 @@ def test_actions_are_indexed_by_time_since_the_frame(tmp_path):
     backend = RampBackend()  # step i of every chunk is steering i/10
     act = open_actuator("none")
     rep = run_rover(backend, SyntheticCamera(), act,
-                    config(rate_hz=100.0, duration_s=0.8, steering_rate=None, throttle_rate=None,
+                    config(rate_hz=100.0, duration_s=0.8, limits=Limits(steering_rate=None, throttle_rate=None),
                            max_chunk_age_s=0.6, telemetry_path=str(tel)))
     ticks = [r for r in records(tel) if r["type"] == "tick" and not r["neutral"]]
     assert len(ticks) > 20 and rep.faults == []
@@ -143,6 +158,7 @@ def test_fault_drill_backend_raises(tmp_path):
     print(report.format_table())
     assert time.monotonic() - t0 < 9.0  # ended by the fault, not the duration
     assert report.stop_reason.startswith("backend failed 3 times in a row") and "fell off the bus" in report.stop_reason
+    assert report.stop_kind is StopKind.FAULT
     assert "backend-error" in report.fault_kinds and report.inference_errors >= 3
     assert report.neutral_at_exit and act.sim.outputs == (0.0, 0.0)
     recs = records(tel)
@@ -178,6 +194,7 @@ def test_fault_drill_sigint_stops_cleanly_in_the_main_thread():
                        config(duration_s=10.0, handle_signals=True))
     assert board_ready.is_set()
     assert report.stop_reason == "SIGINT" and report.neutral_at_exit and act.sim.outputs == (0.0, 0.0)
+    assert report.stop_kind is StopKind.REQUESTED
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
 
 
@@ -230,6 +247,7 @@ def test_sync_mode_runs_capture_infer_act_per_tick():
 def test_replay_end_stops_the_run(episode_dir):
     report = run_rover(ConstantBackend(), ReplayCamera(episode_dir), open_actuator("none"), config(duration_s=10.0))
     assert report.stop_reason == "camera source ended" and report.neutral_at_exit
+    assert report.stop_kind is StopKind.SOURCE_ENDED
 
 
 def test_cli_run_sigterm_in_a_subprocess(tmp_path):
@@ -268,4 +286,5 @@ def test_camera_failure_is_a_fault_that_ends_the_run():
     act = open_actuator("sim")
     report = run_rover(ConstantBackend(latency_s=0.005), Unplugged(), act, config(duration_s=10.0))
     assert report.stop_reason.startswith("camera failed: OSError: camera unplugged")
+    assert report.stop_kind is StopKind.FAULT
     assert "camera-error" in report.fault_kinds and report.neutral_at_exit and act.sim.outputs == (0.0, 0.0)

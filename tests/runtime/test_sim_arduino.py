@@ -6,8 +6,9 @@ import pytest
 import serial
 
 from edgeact.runtime import protocol as P
-from edgeact.runtime.actuators import ActuatorError, NullActuator, SerialActuator, open_actuator
-from edgeact.runtime.safety import wait_for
+from edgeact.errors import ActuatorError
+from edgeact.runtime.actuators import NullActuator, SerialActuator, open_actuator
+from polling import wait_for
 from edgeact.runtime.sim_arduino import SimArduino
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeact.backends.base import PolicySpec
+from edgeact.policy import PolicySpec
 from edgeact.errors import ConfigError
 from edgeact.sim.evaluate import evaluate
 from edgeact.sim.expert import ExpertBackend

@@ -62,7 +62,7 @@ def test_a_4_3_frame_is_the_centre_of_the_16_9_view():
     the small render equals the runtime's fit_frame (centre crop + resize) of the big one."""
     import cv2
 
-    from edgeact.runtime.preprocess import fit_frame
+    from edgeact.frames import fit_frame
 
     big = RoverSim("oval", image_size=(360, 640), seed=4, randomize=False).render()
     small = RoverSim("oval", image_size=(96, 128), seed=4, randomize=False).render().astype(np.float32)

@@ -1,5 +1,5 @@
 """Inference backends behind one protocol; see :func:`edgeact.backends.registry.load_backend`."""
 
-from edgeact.backends.base import Backend, Frames, PolicySpec
+from edgeact.policy import Backend, Frames, PolicySpec
 
 __all__ = ["Backend", "Frames", "PolicySpec"]

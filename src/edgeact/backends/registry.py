@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edgeact.backends.base import Backend
+from edgeact.policy import Backend
 from edgeact.errors import BackendError, CheckpointError
 
 # name -> (module, what it runs on); "module:function" names a loader other than ``load``

@@ -6,22 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.backends.base import Frames, PolicySpec
-from edgeact.checkpoint import Checkpoint, build_policy, load_checkpoint
-from edgeact.config import OBS_IMAGE_PREFIX
-
-
-def spec_from_checkpoint(checkpoint: Checkpoint) -> PolicySpec:
-    config = checkpoint.config
-    return PolicySpec(
-        camera_names=tuple(k.removeprefix(OBS_IMAGE_PREFIX) for k in config.image_features),
-        image_size=config.image_size,
-        state_dim=config.state_dim,
-        action_dim=config.action_dim,
-        chunk_size=config.chunk_size,
-        fps=checkpoint.fps,
-        action_names=checkpoint.action_names,
-    )
+from edgeact.policy import Frames, PolicySpec
+from edgeact.checkpoint import Checkpoint, build_policy, load_checkpoint, spec_from_checkpoint
 
 
 def predict_with_module(module, spec: PolicySpec, image: Frames, state: np.ndarray) -> np.ndarray:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.backends.base import Frames
+from edgeact.policy import Frames
 from edgeact.backends.torch_backend import predict_with_module
+from edgeact.bundle import model_file, read_manifest, spec_from_manifest
+from edgeact.cpu import host_engine
 from edgeact.errors import BackendError
 
 
@@ -25,8 +27,6 @@ class TorchInt8Backend:
             import torch
         except ImportError as err:
             raise BackendError("the torch-int8 backend needs PyTorch: pip install 'edgeact[torch]'") from err
-        from edgeact.backends.onnx_backend import spec_from_manifest
-        from edgeact.export.manifest import model_file, read_manifest
 
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
@@ -34,8 +34,6 @@ class TorchInt8Backend:
         self.spec = spec_from_manifest(self.manifest)
         supported = torch.backends.quantized.supported_engines
         if engine is None:
-            from edgeact.export.quantize_torch import host_engine
-
             engine = host_engine()
         if engine not in supported:
             raise BackendError(f"quantized engine {engine!r} is not in this PyTorch build (has {supported})")

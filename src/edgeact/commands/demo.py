@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    from edgeact.demo import DemoConfig
+
     p = subparsers.add_parser(
         "demo",
         help="record sim data, train tiny ACT, export, int8, drive the simulator through the runtime",
@@ -14,12 +16,13 @@ def register(subparsers) -> None:
         "drive the simulated rover through the realtime runtime (threads, scheduler, simulated Arduino on a "
         "pseudo-terminal) with fp32 and int8. Writes OUT/report.json and OUT/report.md with plots.",
     )
-    p.add_argument("--out", type=Path, default=Path("edgeact-demo"), help="output directory (default edgeact-demo)")
+    p.add_argument("--out", type=Path, default=DemoConfig.out, help="output directory (default %(default)s)")
     p.add_argument("--quick", action="store_true", help="seconds instead of minutes (the policy will not drive well)")
-    p.add_argument("--steps", type=int, help="training steps (default 1500)")
-    p.add_argument("--drive-seconds", type=float, help="seconds of driving per backend (default 45)")
-    p.add_argument("--rate", type=float, help="control rate in Hz (default 50)")
-    p.add_argument("--track", choices=["oval", "winding"], help="track to record and drive on (default oval)")
+    defaults = DemoConfig()
+    p.add_argument("--steps", type=int, help=f"training steps (default {defaults.train_steps})")
+    p.add_argument("--drive-seconds", type=float, help=f"seconds of driving per backend (default {defaults.drive_seconds:g})")
+    p.add_argument("--rate", type=float, help=f"control rate in Hz (default {defaults.rate_hz:g})")
+    p.add_argument("--track", choices=["oval", "winding"], help=f"track to record and drive on (default {defaults.track})")
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,16 @@ import logging
 import sys
 from pathlib import Path
 
+from edgeact.drive import Parts
 from edgeact.errors import EdgeactError
+from edgeact.runtime.config import OutputConfig, ProcessConfig, RuntimeConfig
+from edgeact.runtime.limits import Limits
+from edgeact.runtime.safety import SafetyConfig
+
+EXIT_OK = 0  # a normal end: duration, Ctrl-C/SIGTERM/q, the end of a finite camera source
+EXIT_NOT_NEUTRAL = 1  # the last command was not neutral
+EXIT_ERROR = 2  # a bad argument or input (an EdgeactError)
+EXIT_FAULT = 3  # stopped by a fault: the camera or the backend failed
 
 
 def register(subparsers) -> None:
@@ -27,9 +36,12 @@ def register(subparsers) -> None:
         "camera stalls, backend errors, serial loss, Ctrl-C/SIGTERM; SIGUSR1 or the space bar is a latched "
         "emergency stop. With --camera sim --actuator sim it is the runtime benchmark.",
     )
+    limits, safety = Limits(), SafetyConfig()
     p.add_argument("--model", "--checkpoint", dest="model", required=True, metavar="PATH",
-                   help="export bundle, checkpoint or LeRobot pretrained dir; 'fake[:MS[:BUSY]]' for a stand-in "
-                   "policy taking MS per inference (default 40), BUSY of it on the CPU (default 0.75)")
+                   help="export bundle, checkpoint (LeRobot pretrained dir or .pth) or 'fake[:MS[:BUSY]]' for a "
+                   "stand-in policy taking MS per inference (default 40), BUSY of it on the CPU (default 0.75)")
+    p.add_argument("--config", default=None, metavar="CONFIG.json",
+                   help="config.json for a weights-only .pth checkpoint (default: the one beside it)")
     p.add_argument("--backend", default=None, metavar="NAME",
                    help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, else "
                    "its ONNX model; torch for a checkpoint)")
@@ -38,7 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--actuator", "--arduino_port", dest="actuator", required=True, metavar="DST",
                    help="serial port (/dev/ttyUSB0, /dev/ttyACM0), any pyserial URL (loop://), "
                    "'sim' (simulated Arduino on a pseudo-terminal) or 'none' (dry run)")
-    p.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="control rate (default 50)")
+    p.add_argument("--rate", type=float, default=RuntimeConfig.rate_hz, metavar="HZ",
+                   help="control rate (default %(default)g)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: run "
                    "until Ctrl-C)")
     p.add_argument("--telemetry", default=None, metavar="FILE.jsonl",
@@ -47,22 +60,23 @@ def register(subparsers) -> None:
     p.add_argument("--no-plot", action="store_true", help="no timeline plot")
     p.add_argument("--sync", action="store_true",
                    help="capture -> infer -> act each tick, as the guide's script (for comparison)")
-    p.add_argument("--max-throttle", type=float, default=1.0, metavar="X", help="|throttle| limit in [0, 1] "
-                   "(default 1)")
+    p.add_argument("--max-throttle", type=float, default=limits.max_throttle, metavar="X",
+                   help="|throttle| limit in [0, 1] (default %(default)g)")
     p.add_argument("--ensemble", type=float, default=None, metavar="COEFF",
                    help="temporal ensembling across overlapping chunks, weights exp(-COEFF*i) (LeRobot: 0.01)")
-    p.add_argument("--steering-rate", type=float, default=8.0, metavar="U_PER_S",
-                   help="steering slew limit, units/s (default 8; 0 = none)")
-    p.add_argument("--throttle-rate", type=float, default=4.0, metavar="U_PER_S",
-                   help="throttle slew limit, units/s (default 4; 0 = none)")
-    p.add_argument("--max-chunk-age", type=float, default=500.0, metavar="MS",
-                   help="neutral when the newest chunk's frame is older than this (default 500)")
-    p.add_argument("--stall", type=float, default=500.0, metavar="MS",
-                   help="neutral when the camera gives no new frame for this long (default 500)")
-    p.add_argument("--watchdog", type=float, default=250.0, metavar="MS",
-                   help="watchdog of the simulated Arduino (--actuator sim; the sketch's is WATCHDOG_MS)")
-    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
-    p.add_argument("--seed", type=int, default=0, help="simulator appearance seed (--camera sim)")
+    p.add_argument("--steering-rate", type=float, default=limits.steering_rate, metavar="U_PER_S",
+                   help="steering slew limit, units/s (default %(default)g; 0 = none)")
+    p.add_argument("--throttle-rate", type=float, default=limits.throttle_rate, metavar="U_PER_S",
+                   help="throttle slew limit, units/s (default %(default)g; 0 = none)")
+    p.add_argument("--max-chunk-age", type=float, default=safety.max_chunk_age_s * 1e3, metavar="MS",
+                   help="neutral when the newest chunk's frame is older than this (default %(default)g)")
+    p.add_argument("--stall", type=float, default=safety.camera_stall_s * 1e3, metavar="MS",
+                   help="neutral when the camera gives no new frame for this long (default %(default)g)")
+    p.add_argument("--watchdog", type=float, default=Parts.watchdog_s * 1e3, metavar="MS",
+                   help="watchdog of the simulated Arduino (--actuator sim; the sketch's is WATCHDOG_MS, "
+                   "default %(default)g)")
+    p.add_argument("--baud", type=int, default=Parts.baudrate, help="serial baud rate (default %(default)d)")
+    p.add_argument("--seed", type=int, default=Parts.seed, help="simulator appearance seed (--camera sim)")
     p.add_argument("--threads", type=int, help="inference threads (default: physical cores - 1, so that "
                    "control, camera and serial keep a core)")
     p.add_argument("--no-keys", action="store_true", help="no keyboard emergency stop even in a terminal")
@@ -74,51 +88,39 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _load_backend(model: str, backend: str | None, threads: int | None):
-    if model == "fake" or model.startswith("fake:"):
-        from edgeact.runtime.fake import parse_fake
-
-        return parse_fake(model)
-    import edgeact
-    from edgeact.runtime.parts import inference_threads
-
-    return edgeact.load_policy(model, backend=backend or "auto", threads=threads or inference_threads())
-
-
-def run(args: argparse.Namespace) -> int:
-    from edgeact.runtime import RuntimeConfig, run_rover
-    from edgeact.runtime.parts import open_parts
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+def runtime_config(args: argparse.Namespace) -> RuntimeConfig:
+    """The run's settings from the command line."""
     plot = None
     if not args.no_plot:
         plot = args.plot or (str(Path(args.telemetry).with_suffix(".png")) if args.telemetry else None)
-    config = RuntimeConfig(
+    return RuntimeConfig(
         rate_hz=args.rate,
         duration_s=args.duration,
         sync=args.sync,
         ensemble_coeff=args.ensemble,
-        max_throttle=args.max_throttle,
-        steering_rate=args.steering_rate or None,
-        throttle_rate=args.throttle_rate or None,
-        max_chunk_age_s=args.max_chunk_age / 1e3,
-        camera_stall_s=args.stall / 1e3,
-        keyboard=not args.no_keys,
-        realtime=not args.no_realtime,
-        telemetry_path=args.telemetry,
-        plot_path=plot,
-        status_every_s=args.status,
+        limits=Limits(max_throttle=args.max_throttle, steering_rate=args.steering_rate or None,
+                      throttle_rate=args.throttle_rate or None),
+        safety=SafetyConfig(max_chunk_age_s=args.max_chunk_age / 1e3, camera_stall_s=args.stall / 1e3),
+        process=ProcessConfig(keyboard=not args.no_keys, realtime=not args.no_realtime),
+        output=OutputConfig(telemetry_path=args.telemetry, plot_path=plot, status_every_s=args.status),
     )
-    backend = _load_backend(args.model, args.backend, args.threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgeact.drive import drive, open_policy
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    config = runtime_config(args)
+    parts = Parts(camera=args.camera, actuator=args.actuator, baudrate=args.baud, watchdog_s=args.watchdog / 1e3,
+                  seed=args.seed)
+    backend = open_policy(args.model, args.backend, args.threads, config_path=args.config)
     try:
-        camera, actuator = open_parts(args.camera, args.actuator, backend.spec.image_size, baudrate=args.baud,
-                                      watchdog_s=args.watchdog / 1e3, seed=args.seed)
-        print(f"edgeact run: {backend.name} {tuple(backend.spec.image_size)} chunk {backend.spec.chunk_size} "
-              f"@ {backend.spec.fps:g} fps | camera {args.camera} | actuator {args.actuator} | "
-              f"{'sync' if args.sync else 'async'} {args.rate:g} Hz | max throttle {args.max_throttle:g}",
-              file=sys.stderr)
-        report = run_rover(backend, camera, actuator, config)
+        spec = backend.spec
+        print(f"edgeact run: {backend.name} {tuple(spec.image_size)} chunk {spec.chunk_size} @ {spec.fps:g} fps | "
+              f"camera {args.camera} | actuator {args.actuator} | {config.mode} {args.rate:g} Hz | "
+              f"max throttle {args.max_throttle:g}", file=sys.stderr)
+        report = drive(backend, parts, config)
     finally:
         backend.close()
     print(report.format_table())
@@ -126,11 +128,10 @@ def run(args: argparse.Namespace) -> int:
         from edgeact.fileio import atomic_write_json
 
         atomic_write_json(Path(args.json), report.to_dict())
-    # 0: a normal stop; 1: not neutral at exit; 3: stopped by a fault (camera or backend failure).
     if not report.neutral_at_exit:
         print("edgeact run: WARNING: the last command was not neutral", file=sys.stderr)
-        return 1
-    return 0 if report.stop_reason.startswith(("duration", "SIGINT", "SIGTERM", "key q", "camera source ended")) else 3
+        return EXIT_NOT_NEUTRAL
+    return EXIT_OK if report.stop_kind.normal else EXIT_FAULT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except EdgeactError as err:
         print(f"edgeact run: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -15,10 +15,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", "--data_dir", dest="data", required=True, type=Path, help="episodes directory")
     p.add_argument("--out", "--output_dir", dest="out", required=True, type=Path, help="output directory")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "rover"],
-                   help="tiny: trains on a 2-core CPU in minutes; rover: the real-rover model (GPU)")
+    from edgeact.train import PRESETS, TINY
+
+    p.add_argument("--preset", default=TINY.name, choices=list(PRESETS),
+                   help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + " (default %(default)s)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="optimizer steps")
+    length.add_argument("--steps", type=int,
+                        help="optimizer steps (default: the preset's, " +
+                        ", ".join(f"{p.name} {p.steps}" for p in PRESETS.values()) + ")")
     length.add_argument("--epochs", type=float, help="passes over the training episodes")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="default: the preset's")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -29,7 +33,7 @@ def register(subparsers) -> None:
                    help="torchvision ResNet18 ImageNet state dict (.pth/.safetensors) to start from")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--state-noise", type=float,
-                   help="std of noise on the normalized state while training (default: the preset's, 0.5)")
+                   help="std of noise on the normalized state while training (default: the preset's)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -38,11 +42,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgeact.train import TrainConfig, train
 
-    steps, epochs = args.steps, args.epochs
-    if steps is None and epochs is None:
-        steps = 1500 if args.preset == "tiny" else 50_000
     cfg = TrainConfig(
-        data=args.data, out=args.out, preset=args.preset, steps=steps, epochs=epochs,
+        data=args.data, out=args.out, preset=args.preset, steps=args.steps, epochs=args.epochs,
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from edgeact.data.episodes import Episode, check_consistent, load_episodes
 from edgeact.errors import DataError
-from edgeact.runtime.preprocess import fit_frame
+from edgeact.frames import fit_frame
 
 CAMERA_KEY = "observation.images.cam_front"
 STATE_KEY = "observation.state"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeact.errors import DeployError
-from edgeact.export.manifest import MANIFEST_NAME, is_bundle, read_manifest, sha256_file
+from edgeact.bundle import MANIFEST_NAME, is_bundle, read_manifest, sha256_file
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from edgeact.deploy.bundles import LocalBundle, choose_backend
 from edgeact.deploy.remote import RemoteInfo
 from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
-from edgeact.export.manifest import MANIFEST_NAME
+from edgeact.bundle import MANIFEST_NAME
 
 
 @dataclass(frozen=True)

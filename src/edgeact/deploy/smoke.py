@@ -30,7 +30,7 @@ def smoke_check(bundle: str | Path, backend: str = "auto") -> dict[str, Any]:
 
     import edgeact
     from edgeact.errors import BackendError
-    from edgeact.runtime.parts import inference_threads
+    from edgeact.cpu import inference_threads
 
     t0 = time.perf_counter()
     policy = edgeact.load_policy(str(bundle), backend=backend, threads=inference_threads())

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from edgeact.errors import DataError
-from edgeact.runtime.preprocess import fit_frame
+from edgeact.frames import fit_frame
 
 
 @dataclass

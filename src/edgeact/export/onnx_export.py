@@ -30,18 +30,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from edgeact.errors import EdgeactError
+from edgeact.errors import ExportError
 from edgeact.export.graph_passes import GraphSummary, clean_graph, summarize
-from edgeact.export.manifest import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
+from edgeact.bundle import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
 from edgeact import fileio
 from edgeact.fileio import atomic_write_bytes, atomic_write_json
 
 DEFAULT_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
-
-
-class ExportError(EdgeactError):
-    """The export failed a check (parity, graph) or could not run."""
 
 
 @dataclass
@@ -122,7 +118,7 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
         except Exception as err:
             raise ExportError(f"cannot convert the exported graph from opset {current} to {opset}: {err}") from err
     proto.producer_name = "edgeact"
-    from edgeact import __version__
+    from edgeact.version import __version__
 
     proto.producer_version = __version__
     onnx.checker.check_model(proto, full_check=True)
@@ -131,7 +127,7 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
 
 def ort_session(model: bytes | str | Path, threads: int | None = None):
     """An ONNX Runtime CPU session with the latency settings of the onnx backend."""
-    from edgeact.backends.onnx_backend import session_options
+    from edgeact.cpu import session_options
 
     import onnxruntime as ort
 
@@ -243,7 +239,7 @@ def export_bundle(
     """
     import torch
 
-    from edgeact.backends.torch_backend import spec_from_checkpoint
+    from edgeact.checkpoint import spec_from_checkpoint
     from edgeact.checkpoint import build_policy, load_checkpoint
     from edgeact.export.calibration import observations_for
     from edgeact.model.inference import InferenceModel

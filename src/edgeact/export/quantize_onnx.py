@@ -35,10 +35,10 @@ from typing import Callable
 
 import numpy as np
 
-from edgeact.errors import ConfigError, EdgeactError
+from edgeact.errors import ConfigError, QuantizeError
 from edgeact.export.accuracy import ActionError, compare
 from edgeact.export.calibration import Observations, observations_for
-from edgeact.export.manifest import ONNX_INT8_NAME, model_file, read_manifest, write_manifest
+from edgeact.bundle import ONNX_INT8_NAME, model_file, read_manifest, write_manifest
 
 TARGETS = {
     "pi5": {"activation": "int8", "weight": "int8", "label": "S8S8",
@@ -50,10 +50,6 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 QUANTIZED_OP_TYPES = ("Conv", "MatMul", "Gemm", "Add", "Mul", "Relu", "MaxPool", "Transpose", "Reshape", "Concat",
                       "Unsqueeze", "Squeeze", "Flatten", "Clip")
 SENSITIVE_OP_TYPES = ("Conv", "MatMul", "Gemm")
-
-
-class QuantizeError(EdgeactError):
-    """Quantization could not run or its inputs are wrong."""
 
 
 def resolve_target(target: str) -> str:
@@ -276,7 +272,8 @@ def _quantize_bundle(bundle, calib, frames, heldout, target, keep_float, auto_ke
     import onnx
     import onnxruntime as ort
 
-    from edgeact.backends.onnx_backend import session_options, spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
+    from edgeact.cpu import session_options
     from edgeact.export.onnx_export import feeds
 
     start = time.perf_counter()
@@ -375,7 +372,7 @@ def _sensitivity(src, fp32, reader, target, method, cache, calib_obs, n_frames, 
     """Per-layer error: quantize one Conv/MatMul/Gemm at a time; worst mean action error first."""
     import onnxruntime as ort
 
-    from edgeact.backends.onnx_backend import session_options
+    from edgeact.cpu import session_options
     from edgeact.export.onnx_export import feeds
 
     candidates = [n.name for n in fp32.graph.node

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import platform
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,21 +42,9 @@ import numpy as np
 
 from edgeact.export.accuracy import ActionError, compare
 from edgeact.export.calibration import observations_for
-from edgeact.export.manifest import TORCH_INT8_NAME, read_manifest, write_manifest
+from edgeact.bundle import TORCH_INT8_NAME, read_manifest, write_manifest
+from edgeact.cpu import host_engine
 from edgeact.export.quantize_onnx import resolve_target
-
-
-def host_engine() -> str:
-    """The quantized engine for this machine: QNNPACK on ARM, the x86 engine (FBGEMM+oneDNN) otherwise."""
-    import torch
-
-    supported = torch.backends.quantized.supported_engines
-    if platform.machine().lower() in ("aarch64", "arm64", "armv8l") and "qnnpack" in supported:
-        return "qnnpack"
-    for engine in ("x86", "fbgemm", "qnnpack"):
-        if engine in supported:
-            return engine
-    raise RuntimeError(f"this PyTorch build has no quantized engine (supported: {supported})")
 
 
 def _modules():
@@ -228,7 +215,7 @@ def quantize_torch_bundle(
     """Build the torch-int8 model of a bundle, check it on held-out frames, save it, update the manifest."""
     import torch
 
-    from edgeact.backends.onnx_backend import spec_from_manifest
+    from edgeact.bundle import spec_from_manifest
     from edgeact.checkpoint import build_policy, load_checkpoint
     from edgeact.fileio import atomic_write_bytes
     from edgeact.model.inference import InferenceModel

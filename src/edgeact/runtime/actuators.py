@@ -1,8 +1,6 @@
 """Where commands go: the Arduino over serial (protocol.py), a simulated one, or nowhere.
 
-Every actuator has ``start()``, ``stop()`` (which leaves the rover neutral),
-``send(steering, throttle) -> bool``, ``neutral() -> bool``, ``connected``, ``status``
-(a short reason when not connected), ``last_sent`` and ``stats()``.
+Every actuator here follows :class:`edgeact.runtime.interfaces.Actuator`.
 
 ``open_actuator(spec)`` builds one from a CLI string: a device path (``/dev/ttyUSB0``), any
 pyserial URL (``loop://``, ``rfc2217://host:port``), ``sim`` (a :class:`SimArduino` on a
@@ -15,34 +13,17 @@ import collections
 import logging
 import threading
 import time
-from typing import Protocol, runtime_checkable
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from edgeact.errors import ConfigError, EdgeactError
+from edgeact.errors import ActuatorError, ConfigError
 from edgeact.runtime import protocol as P
+from edgeact.runtime.interfaces import ActuatorEventSink
+from edgeact.runtime.sim_arduino import SimArduino
 
 log = logging.getLogger("edgeact.runtime")
-
-EventSink = Callable[[str, str], None]  # (kind, message)
-
-
-class ActuatorError(EdgeactError):
-    """The actuator cannot be opened at start (wrong port, permissions, busy)."""
-
-
-@runtime_checkable
-class Actuator(Protocol):
-    connected: bool
-    last_sent: tuple[float, float]
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def send(self, steering: float, throttle: float) -> bool: ...
-    def neutral(self) -> bool: ...
-    def stats(self) -> dict: ...
-
 
 def _pct(values: list[float] | np.ndarray) -> dict:
     a = np.asarray(values, dtype=np.float64)
@@ -55,9 +36,10 @@ def _pct(values: list[float] | np.ndarray) -> dict:
 class NullActuator:
     """Dry run: keeps the commands it is given (``history``), sends nothing anywhere."""
 
-    name = "none"
+    port = "none"
 
     def __init__(self, keep: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.on_event: ActuatorEventSink | None = None  # a dry run has no events
         self.connected = False
         self.status = "not started"
         self.last_sent: tuple[float, float] = (0.0, 0.0)
@@ -88,8 +70,14 @@ class NullActuator:
         self.neutral_sent += 1
         return True
 
-    def stats(self) -> dict:
-        return {"port": "none", "sent": self.sent, "acked": 0, "neutral_sent": self.neutral_sent}
+    def outputs(self) -> tuple[float, float]:
+        return self.last_sent
+
+    def stats(self) -> dict[str, Any]:
+        return {"port": self.port, "sent": self.sent, "acked": 0, "neutral_sent": self.neutral_sent}
+
+    def board_stats(self) -> dict[str, Any] | None:
+        return None
 
 
 class SerialActuator:
@@ -108,8 +96,6 @@ class SerialActuator:
     "arduino-ready" (a READY after start: the board rebooted), "arduino-failsafe".
     """
 
-    name = "serial"
-
     def __init__(
         self,
         port: str,
@@ -118,8 +104,8 @@ class SerialActuator:
         wait_ready_s: float = 0.0,
         reconnect_s: float = 0.5,
         write_timeout_s: float = 0.05,
-        on_event: EventSink | None = None,
-        sim: object | None = None,
+        on_event: ActuatorEventSink | None = None,
+        sim: SimArduino | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.port = str(port)
@@ -238,11 +224,14 @@ class SerialActuator:
             self.last_sent = (0.0, 0.0)
         return ok
 
-    def write_raw(self, data: bytes) -> bool:
-        """Write bytes as they are (tests: corrupt lines)."""
-        return self._write(bytes(data))
+    def outputs(self) -> tuple[float, float]:
+        """The simulated board's servo/ESC outputs when it is one, else the last command delivered."""
+        return self.sim.outputs if self.sim is not None else self.last_sent
 
-    def stats(self) -> dict:
+    def board_stats(self) -> dict[str, Any] | None:
+        return self.sim.stats() if self.sim is not None else None
+
+    def stats(self) -> dict[str, Any]:
         with self._pending_lock:
             unacked = len(self._pending)
         return {
@@ -392,10 +381,10 @@ def open_actuator(
     spec: str,
     *,
     baudrate: int = P.BAUDRATE,
-    watchdog_s: float = 0.25,
+    watchdog_s: float = P.WATCHDOG_S,
     wait_ready_s: float | None = None,
-    on_event: EventSink | None = None,
-):
+    on_event: ActuatorEventSink | None = None,
+) -> NullActuator | SerialActuator:
     """Build (not start) an actuator from a CLI string; see the module docstring."""
     spec = str(spec).strip()
     if not spec:
@@ -404,8 +393,6 @@ def open_actuator(
     if low in ("none", "null", "dry-run", "dryrun"):
         return NullActuator()
     if low == "sim" or low.startswith("sim:"):
-        from edgeact.runtime.sim_arduino import SimArduino
-
         sim = SimArduino(watchdog_s=watchdog_s)
         return SerialActuator("(sim)", baudrate, wait_ready_s=1.0 if wait_ready_s is None else wait_ready_s,
                               on_event=on_event, sim=sim)

@@ -1,10 +1,8 @@
 """Frame sources, each grabbing in its own thread and keeping only the newest frame.
 
-Every camera has ``start()`` (opens the device: errors surface here, not later),
-``stop()``, ``latest() -> Frame | None``, ``wait_new(after_index, timeout) -> Frame | None``,
-``finished`` (a finite source ran out) and ``error`` (the grab thread died: why).
-Frames are HxWx3 uint8 **RGB** at the source's own size; :func:`fit_frame` (preprocess.py)
-brings them to the model's input size.
+Every camera here is a :class:`ThreadedCamera` and follows the
+:class:`edgeact.runtime.interfaces.Camera` protocol. Frames are HxWx3 uint8 **RGB** at the
+source's own size; :func:`edgeact.frames.fit_frame` brings them to the model's input size.
 
 Sources (:func:`open_camera` parses the CLI string):
 
@@ -13,8 +11,8 @@ Sources (:func:`open_camera` parses the CLI string):
 - ``picamera2`` / ``picamera2:N``: a Raspberry Pi camera via picamera2 (imported lazily);
 - ``replay:DIR``: the frames of an episode directory (``frames/*.jpg`` + ``meta.json``) at
   the episode's fps; a directory of episodes plays them in order;
-- ``sim`` / ``sim:TRACK``: the rover simulator, closed loop: a thread steps the physics in
-  real time with the commands the (simulated) Arduino outputs and renders at the camera fps.
+- ``sim`` / ``sim:TRACK``: the rover simulator in closed loop is wired above the runtime
+  (:func:`edgeact.drive.open_parts`), since the runtime does not import the simulator.
 """
 
 from __future__ import annotations
@@ -23,33 +21,18 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
-from edgeact.errors import ConfigError, EdgeactError
+from edgeact.errors import CameraError, ConfigError
+from edgeact.runtime.interfaces import Frame
 
 log = logging.getLogger("edgeact.runtime")
 
-Controls = Callable[[], "tuple[float, float]"]  # () -> (steering, throttle) in [-1, 1]
-
-
-class CameraError(EdgeactError):
-    """A camera that cannot be opened or read."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray  # HxWx3 uint8 RGB
-    t_capture: float  # time.monotonic() when the frame was captured
-    index: int  # 0, 1, 2… per camera
-    grab_s: float = 0.0  # time spent grabbing and decoding it
-
-
-class Camera:
+class ThreadedCamera:
     """Base: a grab thread publishing the newest frame. Subclasses implement
     ``_open()`` (in ``start()``, may raise CameraError), ``_grab() -> np.ndarray | None``
     (RGB frame, or None at the end of a finite source) and ``_close()``.
@@ -96,7 +79,7 @@ class Camera:
         except Exception:  # noqa: BLE001
             log.exception("closing camera %s", self.name)
 
-    def __enter__(self) -> Camera:
+    def __enter__(self) -> ThreadedCamera:
         self.start()
         return self
 
@@ -105,6 +88,10 @@ class Camera:
 
     def latest(self) -> Frame | None:
         return self._latest
+
+    def stats(self) -> dict[str, Any] | None:
+        """Nothing beyond the frames; sources with more to say (the simulator) override this."""
+        return None
 
     def wait_new(self, after_index: int, timeout: float) -> Frame | None:
         """The newest frame if its index is > ``after_index``, waiting up to ``timeout``."""
@@ -171,7 +158,7 @@ class Camera:
         pass
 
 
-class OpenCVCamera(Camera):
+class OpenCVCamera(ThreadedCamera):
     """``cv2.VideoCapture`` on a device index, a video file or a stream URL.
 
     Devices: the driver buffer is set to 1 frame (newest frame, least latency), optional
@@ -228,7 +215,7 @@ class OpenCVCamera(Camera):
             self._cap = None
 
 
-class Picamera2Camera(Camera):
+class Picamera2Camera(ThreadedCamera):
     """A Raspberry Pi camera module through picamera2 (Raspberry Pi OS package)."""
 
     def __init__(self, index: int = 0, size: tuple[int, int] = (640, 480), fps: float = 30.0, **kw: Any) -> None:
@@ -281,7 +268,7 @@ def _episode_dirs(directory: Path) -> list[Path]:
     return eps
 
 
-class ReplayCamera(Camera):
+class ReplayCamera(ThreadedCamera):
     """The frames of recorded episodes, at the episode's fps (``meta.json``; 30 if absent)."""
 
     def __init__(self, directory: str | Path, fps: float | None = None, loop: bool = False, **kw: Any) -> None:
@@ -328,96 +315,16 @@ class ReplayCamera(Camera):
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-class SimCamera(Camera):
-    """Closed loop with the simulator: one thread steps the rover's physics in real time at
-    ``physics_hz`` with ``controls()`` (the simulated Arduino's outputs) and renders a frame
-    every 1/``fps`` s. All access to ``sim`` goes through ``self.lock``.
-
-    ``sim`` follows ``edgeact.sim.world.RoverSim``: ``step(steering, throttle, dt)``,
-    ``render() -> HxWx3 uint8 RGB``, ``reset(seed=None)``, and stats attributes.
-    """
-
-    def __init__(self, sim: Any, controls: Controls, fps: float = 30.0, physics_hz: float = 200.0,
-                 **kw: Any) -> None:
-        super().__init__(fps=None, **kw)  # the thread below does its own pacing
-        if not fps > 0 or not physics_hz > 0:
-            raise ConfigError("sim camera fps and physics rate must be positive")
-        self.sim = sim
-        self.controls = controls
-        self.camera_fps = float(fps)
-        self.physics_hz = float(physics_hz)
-        self.lock = threading.Lock()
-        self.name = "sim"
-        self.physics_steps = 0
-        self.sim_time_s = 0.0
-
-    def _open(self) -> None:
-        self.physics_steps = 0
-        self.sim_time_s = 0.0
-        with self.lock:
-            self.sim.render()  # the first render builds the ground texture (~0.3 s): not in the loop
-
-    def _run(self) -> None:
-        dt = 1.0 / self.physics_hz
-        frame_every = 1.0 / self.camera_fps
-        t0 = time.monotonic()
-        next_frame = t0
-        try:
-            while not self._stop.is_set():
-                now = time.monotonic()
-                due = int((now - t0) * self.physics_hz) - self.physics_steps
-                if due > 0:
-                    s, th = self.controls()
-                    with self.lock:
-                        for _ in range(min(due, int(self.physics_hz))):  # at most 1 s of catch-up
-                            self.sim.step(float(s), float(th), dt)
-                    self.physics_steps += due
-                    self.sim_time_s = self.physics_steps * dt
-                if now >= next_frame:
-                    g0 = time.monotonic()
-                    with self.lock:
-                        image = self.sim.render()
-                    g1 = time.monotonic()
-                    self._publish(np.ascontiguousarray(image), g1, g1 - g0)
-                    next_frame += frame_every
-                    if g1 - next_frame > frame_every:
-                        next_frame = g1 + frame_every
-                next_step = t0 + (self.physics_steps + 1) * dt
-                wait = min(next_step, next_frame) - time.monotonic()
-                if wait > 0:
-                    self._stop.wait(wait)
-        except Exception as err:  # noqa: BLE001
-            self.error = f"{type(err).__name__}: {err}"
-            log.error("sim camera failed: %s", self.error)
-        finally:
-            with self._cond:
-                self._cond.notify_all()
-
-    def stats(self) -> dict:
-        """Driving stats of the simulated rover (laps, off-track events, cross-track error)."""
-        out: dict = {"sim_time_s": round(self.sim_time_s, 3), "physics_steps": self.physics_steps}
-        with self.lock:
-            for key in ("laps", "off_track", "off_track_events", "cross_track_m", "speed"):
-                if hasattr(self.sim, key):
-                    v = getattr(self.sim, key)
-                    out[key] = v if isinstance(v, (int, float, bool)) else (len(v) if hasattr(v, "__len__") else str(v))
-        return out
-
-
 def open_camera(
     spec: str | int,
     *,
-    image_size: tuple[int, int] | None = None,
-    controls: Controls | None = None,
     fps: float | None = None,
-    seed: int = 0,
     on_frame: Callable[[Frame], None] | None = None,
-) -> Camera:
+) -> ThreadedCamera:
     """Build (not start) a camera from a CLI string; see the module docstring.
 
-    ``image_size`` (H, W): the sim renders at this size (the model's input size).
-    ``controls``: for ``sim``, where the rover's commands come from (the simulated Arduino's
-    outputs); required for ``sim``.
+    ``sim``/``sim:TRACK`` is refused here: :func:`edgeact.drive.open_parts` wires the
+    simulator to the actuator.
     """
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
         return OpenCVCamera(int(spec), fps=fps, on_frame=on_frame)
@@ -431,16 +338,8 @@ def open_camera(
             raise ConfigError(f"picamera2 camera index must be an integer, got {idx!r}")
         return Picamera2Camera(int(idx), fps=fps or 30.0, on_frame=on_frame)
     if low == "sim" or low.startswith("sim:"):
-        track = s.split(":", 1)[1] if ":" in s else "oval"
-        if controls is None:
-            raise ConfigError("--camera sim needs the commands to drive the simulated rover (pass controls=)")
-        try:
-            from edgeact.sim.world import RoverSim
-        except ImportError as err:
-            raise ConfigError(f"the simulator (edgeact.sim.world) is not available: {err}") from err
-        size = tuple(image_size) if image_size else (360, 640)
-        sim = RoverSim(track=track or "oval", image_size=size, seed=seed)
-        return SimCamera(sim, controls, fps=fps or 30.0, on_frame=on_frame)
+        raise ConfigError("the simulator camera moves with the actuator's outputs: open it with "
+                          "edgeact.drive.open_parts (as `edgeact run --camera sim` does)")
     path = Path(s)
     if path.is_dir():
         return ReplayCamera(path, fps=fps, on_frame=on_frame)

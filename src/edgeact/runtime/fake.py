@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from edgeact.backends.base import PolicySpec
+from edgeact.policy import PolicySpec
 from edgeact.errors import ConfigError
 
 DEFAULT_SPEC = PolicySpec(camera_names=("cam_front",), image_size=(360, 640), state_dim=2, action_dim=2,

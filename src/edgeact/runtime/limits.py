@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+from edgeact.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -20,11 +21,11 @@ class Limits:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_throttle <= 1.0:
-            raise ValueError(f"max_throttle must be in [0, 1], got {self.max_throttle}")
+            raise ConfigError(f"max_throttle must be in [0, 1], got {self.max_throttle}")
         for name in ("steering_rate", "throttle_rate"):
             v = getattr(self, name)
             if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive (units per second) or None, got {v}")
+                raise ConfigError(f"{name} must be positive (units per second) or None, got {v}")
 
 
 def _clamp(v: float, lo: float, hi: float) -> float:
@@ -60,7 +61,3 @@ class ActionLimiter:
                 th = _clamp(th, self.throttle - d, self.throttle + d)
         self.steering, self.throttle, self._t = s, th, t
         return s, th
-
-
-def is_neutral(steering: float, throttle: float, tol: float = 1e-3) -> bool:
-    return math.fabs(steering) <= tol and math.fabs(throttle) <= tol

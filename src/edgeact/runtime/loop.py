@@ -13,80 +13,40 @@ Library use (no CLI)::
     report = run_rover(backend, camera, actuator, RuntimeConfig(rate_hz=50, duration_s=60))
     print(report.format_table())
 
-or ``rt = Runtime(...); rt.start(); …; report = rt.stop()`` to run it in the background.
-The runtime starts and stops the camera and the actuator; the caller closes the backend.
+or ``rt = Runtime(...); rt.start(); …; report = rt.stop()`` to run it in the background
+(:func:`edgeact.drive.open_runtime` also opens the parts from their CLI names, the
+simulator included). The runtime starts and stops the camera and the actuator; the caller
+closes the backend.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 import threading
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from edgeact.errors import ConfigError
+from edgeact.policy import Backend, PolicySpec
 from edgeact.runtime import safety as S
-from edgeact.runtime.inference import InferenceWorker, run_inference
-from edgeact.runtime.limits import ActionLimiter, Limits
-from edgeact.runtime.ratekeeper import Ratekeeper
-from edgeact.runtime.scheduler import NO_CHUNK, ChunkScheduler, Selection
-from edgeact.runtime.telemetry import RunReport, Telemetry, plot_timeline, stats_ms
+from edgeact.runtime.config import RuntimeConfig
+from edgeact.runtime.inference import ActionSource, AsyncInference, SyncInference, TickAction
+from edgeact.runtime.interfaces import Actuator, Camera
+from edgeact.runtime.limits import ActionLimiter
+from edgeact.runtime.process import ProcessState, restore_normal_priority, try_realtime
+from edgeact.runtime.ratekeeper import Ratekeeper, Tick
+from edgeact.runtime.scheduler import ChunkScheduler
+from edgeact.runtime.telemetry import RunFacts, RunReport, StopKind, Telemetry, plot_timeline
 
 log = logging.getLogger("edgeact.runtime")
 
-
-@dataclass
-class RuntimeConfig:
-    rate_hz: float = 50.0  # control rate; a hobby servo's PWM frame is 20 ms (50 Hz)
-    duration_s: float | None = None  # None: until stopped (Ctrl-C, SIGTERM, 'q', end of a finite camera)
-    sync: bool = False  # capture → infer → act each tick (the guide's loop), for comparison
-    ensemble_coeff: float | None = None  # temporal ensembling (LeRobot: 0.01); None: newest chunk
-    # limits
-    max_throttle: float = 1.0
-    steering_rate: float | None = 8.0  # units per second
-    throttle_rate: float | None = 4.0
-    # safety
-    max_chunk_age_s: float = 0.5
-    camera_stall_s: float = 0.5
-    startup_grace_s: float = 10.0
-    max_backend_errors: int = 3
-    # process
-    handle_signals: bool = True  # SIGINT/SIGTERM stop, SIGUSR1 emergency stop (main thread only)
-    keyboard: bool = False  # space/e = emergency stop, q = stop, when stdin is a terminal
-    switch_interval_s: float | None = 0.001  # GIL switch interval during the run (Python's default is 5 ms)
-    freeze_gc: bool = True  # gc.freeze() at start: collections skip everything allocated before the run
-    realtime: bool = True  # try SCHED_FIFO for the control thread (root or an rtprio limit); else normal
-    inference_nice: int = 0  # > 0 lowers the inference thread's priority (Linux per-thread nice)
-    # output
-    telemetry_path: str | None = None  # JSON lines
-    plot_path: str | None = None  # PNG of the timelines
-    status_every_s: float = 0.0  # log a one-line status this often (0: never)
-
-    def __post_init__(self) -> None:
-        if not self.rate_hz > 0:
-            raise ConfigError(f"rate must be positive, got {self.rate_hz} Hz")
-        if self.rate_hz > 1000:
-            raise ConfigError(f"rate {self.rate_hz} Hz is beyond what the serial link carries (~400 lines/s)")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise ConfigError(f"duration must be positive, got {self.duration_s}")
-        try:
-            self.limits()
-            self.safety()
-        except ValueError as err:
-            raise ConfigError(str(err)) from err
-
-    def limits(self) -> Limits:
-        return Limits(self.max_throttle, self.steering_rate, self.throttle_rate)
-
-    def safety(self) -> S.SafetyConfig:
-        return S.SafetyConfig(self.max_chunk_age_s, self.camera_stall_s, self.startup_grace_s, self.max_backend_errors)
+NEUTRAL_TOLERANCE = 1e-6  # |command| below this counts as neutral at exit
 
 
-def _action_indices(spec) -> tuple[int, int]:
+def action_indices(spec: PolicySpec) -> tuple[int, int]:
+    """Indices of steering and throttle in the policy's actions (by name, else the first two)."""
     names = [n.lower() for n in spec.action_names]
     if spec.action_dim < 2:
         raise ConfigError(f"the policy has {spec.action_dim} action(s); the rover needs steering and throttle")
@@ -96,10 +56,14 @@ def _action_indices(spec) -> tuple[int, int]:
 
 
 class Runtime:
-    """One run of a policy on a rover. Parts: camera, inference worker, control loop, actuator."""
+    """One run of a policy on a rover: camera, action source (inference), control loop, actuator.
 
-    def __init__(self, backend, camera, actuator, config: RuntimeConfig | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+    ``source``: where each tick's action comes from; by default the policy's inference,
+    asynchronous or per tick (``config.sync``).
+    """
+
+    def __init__(self, backend: Backend, camera: Camera, actuator: Actuator, config: RuntimeConfig | None = None,
+                 telemetry: Telemetry | None = None, source: ActionSource | None = None) -> None:
         self.config = config or RuntimeConfig()
         self.backend = backend
         self.camera = camera
@@ -108,46 +72,46 @@ class Runtime:
         if len(spec.camera_names) != 1:
             raise ConfigError(f"the runtime drives single-camera policies; this one takes "
                               f"{len(spec.camera_names)} cameras {list(spec.camera_names)}")
-        self._si, self._ti = _action_indices(spec)
-        self.telemetry = telemetry or Telemetry(self.config.telemetry_path)
-        self.scheduler = ChunkScheduler(max_age_s=self.config.max_chunk_age_s,
-                                        ensemble_coeff=self.config.ensemble_coeff)
-        self.limiter = ActionLimiter(self.config.limits())
-        self.safety_config = self.config.safety()
+        self._steer_i, self._throttle_i = action_indices(spec)
+        self.telemetry = telemetry or Telemetry(self.config.output.telemetry_path)
+        self.limiter = ActionLimiter(self.config.limits)
         self.safety = S.SafetyMonitor(on_event=self._on_safety_event)
         self.estop = S.EmergencyStop()
         self.ratekeeper = Ratekeeper(self.config.rate_hz)
-        self.worker: InferenceWorker | None = None
         self._state = np.zeros(spec.state_dim, dtype=np.float32)  # last command sent, as the policy's state
         self._stop_event = threading.Event()
-        self._stop_reason: str | None = None
-        self._signals = S.SignalGuard(self.request_stop, self.emergency_stop)
-        self._keys: S.KeyboardEStop | None = None
+        self.source = source or self._inference_source()
+        self._process = ProcessState(self.config.process, self.request_stop, self.emergency_stop)
+        self._stop: tuple[str, StopKind] | None = None
         self._thread: threading.Thread | None = None
         self._started = False
         self._finished = False
-        self._saved_switch: float | None = None
         self._t_start = 0.0
         self._t_end = 0.0
         self._neutral_ticks = 0
-        self._chunks_sync = 0
-        self._sync_errors = 0
-        self._sync_consecutive = 0
-        self._sync_last_error: str | None = None
-        self._last_index = -1
         self._last_status = 0.0
-        self._realtime = False
         self._last_lag_log = -1e9
         self.report: RunReport | None = None
 
+    def _inference_source(self) -> ActionSource:
+        cfg = self.config
+        if cfg.sync:
+            return SyncInference(self.backend, self.camera, self._get_state, self.telemetry,
+                                 frame_wait_s=cfg.safety.camera_stall_s, should_stop=self._stop_event.is_set)
+        scheduler = ChunkScheduler(max_age_s=cfg.safety.max_chunk_age_s, ensemble_coeff=cfg.ensemble_coeff)
+        return AsyncInference(self.backend, self.camera, scheduler, self._get_state, self.telemetry,
+                              startup_grace_s=cfg.safety.startup_grace_s, nice=cfg.process.inference_nice)
+
     # ---- control from outside (any thread, signal handlers) ----------------------------
 
-    def request_stop(self, reason: str = "stop requested") -> None:
-        if self._stop_reason is None:
-            self._stop_reason = reason
+    def request_stop(self, reason: str = "stop requested", kind: StopKind = StopKind.REQUESTED) -> None:
+        """End the run (neutral first); the first reason given is the one reported."""
+        if self._stop is None:
+            self._stop = (reason, kind)
         self._stop_event.set()
 
     def emergency_stop(self, reason: str = "emergency stop") -> None:
+        """Latch neutral until the process restarts; the run goes on sending neutral."""
         self.estop.trigger(reason)
 
     @property
@@ -191,25 +155,14 @@ class Runtime:
         if self._started:
             raise RuntimeError("a Runtime runs once; build a new one")
         self._started = True
-        cfg = self.config
         tel = self.telemetry
         tel.start()
-        if getattr(self.camera, "on_frame", "absent") is None:
+        if self.camera.on_frame is None:
             self.camera.on_frame = lambda f: tel.stage("capture", f.t_capture, f.grab_s)
-        if hasattr(self.actuator, "on_event") and self.actuator.on_event is None:
+        if self.actuator.on_event is None:
             self.actuator.on_event = self._on_actuator_event
-        if cfg.switch_interval_s:
-            self._saved_switch = sys.getswitchinterval()
-            sys.setswitchinterval(cfg.switch_interval_s)
-        if cfg.freeze_gc:
-            # A full collection walks every object (the model's runtime included) holding the
-            # GIL for milliseconds; frozen objects are skipped, so collections during the run
-            # only walk what the run allocates.
-            gc.collect()
-            gc.freeze()
-        if cfg.handle_signals:
-            self._signals.install()
-        started = []
+        self._process.apply()
+        started: list[Camera | Actuator] = []
         try:
             # Camera first (it may take a moment to open), then the actuator: its start() sends
             # neutral, which arms the board's watchdog, so the control loop must follow at once.
@@ -217,39 +170,19 @@ class Runtime:
             started.append(self.camera)
             self.actuator.start()
             started.append(self.actuator)
-            if not cfg.sync:
-                self.worker = InferenceWorker(self.backend, self.camera, self.scheduler, self._get_state, tel,
-                                             nice=cfg.inference_nice)
-                self.worker.start()
-            if cfg.keyboard:
-                self._keys = S.KeyboardEStop(self.emergency_stop, self.request_stop)
-                if self._keys.start():
-                    log.warning("keys: space or e = EMERGENCY STOP (latched neutral), q = stop")
+            self.source.start(time.monotonic())
+            self._process.start_keys()
         except BaseException:
             for part in reversed(started):
-                try:
-                    part.stop()
-                except Exception:  # noqa: BLE001
-                    log.exception("stopping %s", part)
-            self._restore_process_state()
+                _stop_part(part)
+            self._process.restore()
             tel.stop()
             self._finished = True
             raise
-        mode = "sync" if cfg.sync else "async"
-        tel.event("event", "start", f"{mode} mode, {cfg.rate_hz:g} Hz, backend {self.backend.name}",
-                  rate_hz=cfg.rate_hz, mode=mode, backend=self.backend.name,
-                  camera=getattr(self.camera, "name", "?"), actuator=getattr(self.actuator, "port", "?"))
-
-    def _restore_process_state(self) -> None:
-        self._signals.restore()
-        if self._keys is not None:
-            self._keys.stop()
-            self._keys = None
-        if self._saved_switch is not None:
-            sys.setswitchinterval(self._saved_switch)
-            self._saved_switch = None
-        if self.config.freeze_gc:
-            gc.unfreeze()
+        cfg = self.config
+        tel.event("event", "start", f"{cfg.mode} mode, {cfg.rate_hz:g} Hz, backend {self.backend.name}",
+                  rate_hz=cfg.rate_hz, mode=cfg.mode, backend=self.backend.name, camera=self.camera.name,
+                  actuator=self.actuator.port)
 
     def _shutdown(self) -> RunReport:
         if self._finished and self.report is not None:
@@ -258,30 +191,43 @@ class Runtime:
         self._t_end = self._t_end or time.monotonic()
         try:
             self.actuator.neutral()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - stopping goes on whatever the port does
             log.exception("neutral at stop")
-        if self.worker is not None:
-            self.worker.stop()
+        self.source.stop()
         for part in (self.camera, self.actuator):  # the actuator's stop sends neutral again, then closes
-            try:
-                part.stop()
-            except Exception:  # noqa: BLE001
-                log.exception("stopping %s", part)
-        self._restore_process_state()
-        reason = self._stop_reason or "stopped"
+            _stop_part(part)
+        self._process.restore()
+        reason, kind = self._stop or ("stopped", StopKind.REQUESTED)
         self.telemetry.event("event", "stop", reason)
-        report = self._build_report(reason)
+        report = self.telemetry.build_report(self._facts(reason, kind))
         self.telemetry.write({"type": "summary", **report.to_dict()})
         self.telemetry.stop()
-        if self.config.plot_path:
-            try:
-                plot_timeline(self.telemetry, self.config.plot_path, 1.0 / self.config.rate_hz,
-                              title=f"edgeact run ({report.mode}, {self.config.rate_hz:g} Hz, {self.backend.name})")
-                report.plot_path = str(self.config.plot_path)
-            except Exception as err:  # noqa: BLE001 - a missing matplotlib must not hide the report
-                log.warning("no timeline plot: %s", err)
+        self._plot(report)
         self.report = report
         return report
+
+    def _plot(self, report: RunReport) -> None:
+        path = self.config.output.plot_path
+        if not path:
+            return
+        try:
+            plot_timeline(self.telemetry, path, 1.0 / self.config.rate_hz,
+                          title=f"edgeact run ({report.mode}, {self.config.rate_hz:g} Hz, {self.backend.name})")
+            report.plot_path = str(path)
+        except Exception as err:  # noqa: BLE001 - a missing matplotlib must not hide the report
+            log.warning("no timeline plot: %s", err)
+
+    def _facts(self, reason: str, kind: StopKind) -> RunFacts:
+        last = self.actuator.last_sent
+        neutral_exit = all(abs(v) < NEUTRAL_TOLERANCE for v in (*last, *self.actuator.outputs()))
+        return RunFacts(
+            mode=self.config.mode, backend=self.backend.name, rate_hz=self.config.rate_hz,
+            duration_s=max(0.0, self._t_end - self._t_start) if self._t_start else 0.0,
+            missed_deadlines=self.ratekeeper.missed, skipped_slots=self.ratekeeper.skipped,
+            chunks=self.source.chunks, inference_errors=self.source.errors, neutral_ticks=self._neutral_ticks,
+            actuator=self.actuator.stats(), faults=list(self.safety.history), stop_reason=reason, stop_kind=kind,
+            neutral_at_exit=neutral_exit, arduino=self.actuator.board_stats(), sim=self.camera.stats(),
+        )
 
     # ---- the control loop ---------------------------------------------------------------
 
@@ -299,30 +245,25 @@ class Runtime:
     def _control_loop(self) -> None:
         cfg = self.config
         rk = self.ratekeeper
-        if cfg.realtime:
-            self._try_realtime()
+        realtime = cfg.process.realtime and try_realtime()
         self._t_start = time.monotonic()
         rk.start(self._t_start)
         self._last_status = self._t_start
         self.telemetry.event("event", "control-start", t=self._t_start)
         try:
-            while True:
+            while not self._stop_event.is_set():
                 if cfg.duration_s is not None and rk.next_deadline - self._t_start >= cfg.duration_s - 1e-9:
-                    self.request_stop(f"duration {cfg.duration_s:g} s reached")  # exactly rate x duration ticks
+                    # exactly rate x duration ticks
+                    self.request_stop(f"duration {cfg.duration_s:g} s reached", StopKind.DURATION)
                     break
                 tick = rk.wait(should_stop=self._stop_event.is_set)
                 if self._stop_event.is_set():
                     break
                 if tick.missed:
                     self._report_lag(tick)
-                if cfg.sync:
-                    self._sync_tick(tick)
-                else:
-                    self._async_tick(tick)
-                if self._stop_event.is_set():
-                    break
+                self._tick(tick)
         except BaseException as err:
-            self.request_stop(f"control loop error: {type(err).__name__}: {err}")
+            self.request_stop(f"control loop error: {type(err).__name__}: {err}", StopKind.FAULT)
             try:
                 self.actuator.neutral()
             finally:
@@ -331,11 +272,23 @@ class Runtime:
             self._t_end = time.monotonic()
             try:
                 self.actuator.neutral()  # first thing after the loop, whatever ended it
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the run is ending anyway; the watchdog is the backstop
                 log.exception("neutral after the control loop")
-            self._restore_normal_priority()  # run() uses the caller's thread: give it back as it was
+            if realtime:
+                restore_normal_priority()  # run() uses the caller's thread: give it back as it was
 
-    def _report_lag(self, tick) -> None:
+    def _tick(self, tick: Tick) -> None:
+        pick = self.source.action(tick.t)
+        faulted = self.safety.update(pick.t, self._conditions(pick))
+        s, th, neutral = self._drive(pick.t, pick.action, faulted or self._stop_event.is_set())
+        why = ""
+        if neutral:
+            why = "; ".join(self.safety.reasons()) or pick.why_none or "stopping"
+        self.telemetry.tick(tick.t, tick.lag, tick.period, tick.missed, s, th, neutral,
+                            pick.age_s if not neutral else float("nan"), time.monotonic() - tick.t, why, pick.step)
+        self._maybe_status(pick.t)
+
+    def _report_lag(self, tick: Tick) -> None:
         """Like openpilot's Ratekeeper: say when the loop lags (at most once every 5 s)."""
         if tick.t - self._last_lag_log < 5.0:
             return
@@ -343,159 +296,70 @@ class Runtime:
         log.warning("control lagging by %.1f ms (%d slots skipped now; %d missed deadlines so far)",
                     (tick.lag + tick.skipped * self.ratekeeper.period) * 1e3, tick.skipped, self.ratekeeper.missed)
 
-    def _try_realtime(self, priority: int = 10) -> None:
-        """SCHED_FIFO for this (the control) thread only; it sleeps most of each period."""
-        import os
-
-        if not hasattr(os, "sched_setscheduler"):
-            return
-        try:
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(priority))
-            self._realtime = True
-            log.info("control thread: SCHED_FIFO priority %d", priority)
-        except (OSError, AttributeError) as err:
-            log.info("control thread: normal priority (SCHED_FIFO not permitted: %s; run as root or set an "
-                     "rtprio limit for lower jitter)", err)
-
-    def _restore_normal_priority(self) -> None:
-        import os
-
-        if getattr(self, "_realtime", False):
-            try:
-                os.sched_setscheduler(threading.get_native_id(), os.SCHED_OTHER, os.sched_param(0))
-            except OSError:
-                pass
-            self._realtime = False
-
     def _camera_condition(self, now: float) -> str | None:
         cam = self.camera
         if cam.finished:
-            self.request_stop("camera source ended")
+            self.request_stop("camera source ended", StopKind.SOURCE_ENDED)
             return None
         frame = cam.latest()
+        safety = self.config.safety
         if frame is None:
             waited = now - self._t_start
-            if waited > self.safety_config.startup_grace_s:
-                return f"no frame {waited:.1f} s after start"
-            return None
+            return f"no frame {waited:.1f} s after start" if waited > safety.startup_grace_s else None
         age = now - frame.t_capture
-        if age > self.safety_config.camera_stall_s:
-            return f"no new frame for {age * 1e3:.0f} ms (limit {self.safety_config.camera_stall_s * 1e3:.0f} ms)"
+        if age > safety.camera_stall_s:
+            return f"no new frame for {age * 1e3:.0f} ms (limit {safety.camera_stall_s * 1e3:.0f} ms)"
         return None
 
-    def _common_conditions(self, now: float, sel: Selection | None, backend_error: str | None,
-                           consecutive: int) -> dict[str, str | None]:
+    def _conditions(self, pick: TickAction) -> dict[str, str | None]:
+        """Every fault kind → its message when it holds at ``pick.t``, else None."""
         if self.estop.triggered:
-            self.safety.latch(S.ESTOP, f"emergency stop ({self.estop.reason})", now)
-        cond: dict[str, str | None] = {}
-        cond[S.CAMERA_STALL] = self._camera_condition(now)
+            self.safety.latch(S.ESTOP, f"emergency stop ({self.estop.reason})", pick.t)
+        cond: dict[str, str | None] = {S.CAMERA_STALL: self._camera_condition(pick.t)}
         if self.camera.error:  # the grab thread died (device unplugged, decode error): fatal
             cond[S.CAMERA_ERROR] = f"camera failed: {self.camera.error}"
-            self.request_stop(cond[S.CAMERA_ERROR])
-        if sel is not None:
-            if sel.ok:
-                cond[S.STALE_CHUNK] = None
-            elif sel.reason == NO_CHUNK:
-                waited = now - self._t_start
-                cond[S.STALE_CHUNK] = (f"no chunk {waited:.1f} s after start"
-                                       if waited > self.safety_config.startup_grace_s else None)
-            else:
-                cond[S.STALE_CHUNK] = sel.reason
-        cond[S.BACKEND_ERROR] = f"backend error: {backend_error}" if backend_error else None
-        if consecutive >= self.safety_config.max_backend_errors:
-            self.request_stop(f"backend failed {consecutive} times in a row: {backend_error}")
-        connected = bool(getattr(self.actuator, "connected", True))
-        cond[S.SERIAL_LOST] = None if connected else (getattr(self.actuator, "status", "") or "serial lost")
+            self.request_stop(cond[S.CAMERA_ERROR] or "", StopKind.FAULT)
+        cond[S.STALE_CHUNK] = pick.stale
+        src = self.source
+        cond[S.BACKEND_ERROR] = f"backend error: {src.last_error}" if src.last_error else None
+        if src.consecutive_errors >= self.config.safety.max_backend_errors:
+            self.request_stop(f"backend failed {src.consecutive_errors} times in a row: {src.last_error}",
+                              StopKind.FAULT)
+        act = self.actuator
+        cond[S.SERIAL_LOST] = None if act.connected else (act.status or "serial lost")
         return cond
 
     def _drive(self, now: float, action: np.ndarray | None, neutral: bool) -> tuple[float, float, bool]:
         if neutral or action is None:
             self.limiter.reset(now)
             self.actuator.neutral()
-            self._set_state(0.0, 0.0)
-            self._neutral_ticks += 1
-            return 0.0, 0.0, True
-        s, th = self.limiter.apply(float(action[self._si]), float(action[self._ti]), now)
+            return self._neutral_tick()
+        s, th = self.limiter.apply(float(action[self._steer_i]), float(action[self._throttle_i]), now)
         if not self.actuator.send(s, th):
             self.limiter.reset(now)  # not delivered: the board's watchdog holds neutral
-            self._set_state(0.0, 0.0)
-            self._neutral_ticks += 1
-            return 0.0, 0.0, True
+            return self._neutral_tick()
         self._set_state(s, th)
         return s, th, False
 
-    def _async_tick(self, tick) -> None:
-        now = tick.t
-        sel = self.scheduler.select(now)
-        w = self.worker
-        cond = self._common_conditions(now, sel, w.last_error if w else None, w.consecutive_errors if w else 0)
-        faulted = self.safety.update(now, cond)
-        s, th, neutral = self._drive(now, sel.action, faulted or not sel.ok or self._stop_event.is_set())
-        why = "; ".join(self.safety.reasons()) if neutral else ""
-        if neutral and not why:
-            why = sel.reason or "stopping"
-        self.telemetry.tick(now, tick.lag, tick.period, tick.missed, s, th, neutral,
-                            sel.age_s if not neutral else float("nan"), time.monotonic() - now, why, sel.step)
-        self._maybe_status(now)
-
-    def _sync_tick(self, tick) -> None:
-        """The guide's loop: wait for a frame, infer, send the chunk's first action."""
-        now = tick.t
-        frame = None
-        give_up = now + self.safety_config.camera_stall_s
-        while frame is None and not self._stop_event.is_set():  # in slices: a stop is not held up
-            left = give_up - time.monotonic()
-            if left <= 0:
-                break
-            frame = self.camera.wait_new(self._last_index, timeout=min(left, 0.02))
-        action = None
-        age = float("nan")
-        if frame is not None:
-            self._last_index = frame.index
-            try:
-                chunk = run_inference(self.backend, frame, self._get_state(), self._chunks_sync, self.telemetry)
-                self._chunks_sync += 1
-                self._sync_consecutive = 0
-                self._sync_last_error = None
-                action = chunk.actions[0].astype(np.float64)
-            except Exception as err:  # noqa: BLE001
-                self._sync_errors += 1
-                self._sync_consecutive += 1
-                self._sync_last_error = f"{type(err).__name__}: {err}"
-                self.telemetry.event("event", "inference-error", self._sync_last_error)
-        t_act = time.monotonic()
-        if frame is not None:
-            age = t_act - frame.t_capture
-        cond = self._common_conditions(t_act, None, self._sync_last_error, self._sync_consecutive)
-        faulted = self.safety.update(t_act, cond)
-        s, th, neutral = self._drive(t_act, action, faulted or self._stop_event.is_set())
-        why = ("; ".join(self.safety.reasons()) or ("no action" if action is None else "stopping")) if neutral else ""
-        self.telemetry.tick(now, tick.lag, tick.period, tick.missed, s, th, neutral,
-                            age if not neutral else float("nan"), time.monotonic() - now, why)
-        self._maybe_status(t_act)
+    def _neutral_tick(self) -> tuple[float, float, bool]:
+        self._set_state(0.0, 0.0)
+        self._neutral_ticks += 1
+        return 0.0, 0.0, True
 
     def _maybe_status(self, now: float) -> None:
-        every = self.config.status_every_s
+        every = self.config.output.status_every_s
         if not every or now - self._last_status < every:
             return
         self._last_status = now
-        tel = self.telemetry
-        n = 200
-        with tel._lock:  # noqa: SLF001
-            per = np.array(tel.tick_period[-n:], dtype=np.float64)
-            age = np.array(tel.tick_chunk_age[-n:], dtype=np.float64)
-        per = per[np.isfinite(per)]
-        inf = tel.stage_values("inference")[-20:]
-        age = age[np.isfinite(age)]
+        rate, inference_s, age_s = self.telemetry.recent()
         st = self.actuator.stats()
         log.info("t=%5.1fs rate %5.1f Hz | inference %5.1f ms | chunk age %5.0f ms | sent %d acked %d | %s",
-                 now - self._t_start, 1.0 / per.mean() if per.size else 0.0,
-                 inf.mean() * 1e3 if inf.size else float("nan"), age.mean() * 1e3 if age.size else float("nan"),
-                 st.get("sent", 0), st.get("acked", 0), "; ".join(self.safety.reasons()) or "ok")
+                 now - self._t_start, rate, inference_s * 1e3, age_s * 1e3, st.get("sent", 0), st.get("acked", 0),
+                 "; ".join(self.safety.reasons()) or "ok")
 
     # ---- events -------------------------------------------------------------------------
 
-    def _on_safety_event(self, event: str, kind: str, message: str, t: float, **extra) -> None:
+    def _on_safety_event(self, event: str, kind: str, message: str, t: float, **extra: Any) -> None:
         self.telemetry.event(event, kind, message, t=t, **extra)
 
     def _on_actuator_event(self, kind: str, message: str) -> None:
@@ -503,59 +367,19 @@ class Runtime:
         log.log(level, "%s: %s", kind, message)
         self.telemetry.event("event", kind, message)
 
-    # ---- report -------------------------------------------------------------------------
 
-    def _build_report(self, reason: str) -> RunReport:
-        cfg = self.config
-        tel = self.telemetry
-        nominal = 1.0 / cfg.rate_hz
-        with tel._lock:  # noqa: SLF001
-            periods = np.array(tel.tick_period, dtype=np.float64)
-            ages = np.array(tel.tick_chunk_age, dtype=np.float64)
-            n_ticks = len(tel.tick_t)
-        periods = periods[np.isfinite(periods)]
-        stages = {name: stats_ms(tel.stage_values(name)) for name in ("capture", "frame_age", "preprocess",
-                                                                       "inference", "control")}
-        faults = [{"kind": r.kind, "message": r.message, "t_start": round(r.t_start - tel.t0, 4),
-                   "t_end": None if r.t_end is None else round(r.t_end - tel.t0, 4)} for r in self.safety.history]
-        sim = getattr(self.actuator, "sim", None)
-        arduino = sim.stats() if sim is not None else None
-        last = tuple(getattr(self.actuator, "last_sent", (0.0, 0.0)))
-        neutral_exit = abs(last[0]) < 1e-6 and abs(last[1]) < 1e-6
-        if sim is not None:
-            neutral_exit = neutral_exit and all(abs(v) < 1e-6 for v in sim.outputs)
-        sim_stats = self.camera.stats() if hasattr(self.camera, "stats") else None
-        w = self.worker
-        return RunReport(
-            mode="sync" if cfg.sync else "async",
-            backend=getattr(self.backend, "name", "?"),
-            rate_hz=cfg.rate_hz,
-            duration_s=max(0.0, self._t_end - self._t_start) if self._t_start else 0.0,
-            ticks=n_ticks,
-            missed_deadlines=self.ratekeeper.missed,
-            skipped_slots=self.ratekeeper.skipped,
-            jitter_ms=stats_ms(np.abs(periods - nominal)),
-            period_ms=stats_ms(periods),
-            stages_ms=stages,
-            chunk_age_ms=stats_ms(ages),
-            chunks=(w.chunks if w else self._chunks_sync),
-            inference_errors=(w.errors if w else self._sync_errors),
-            neutral_ticks=self._neutral_ticks,
-            actuator=self.actuator.stats(),
-            faults=faults,
-            stop_reason=reason,
-            neutral_at_exit=neutral_exit,
-            arduino=arduino,
-            sim=sim_stats,
-            telemetry_path=str(tel.path) if tel.path else None,
-        )
+def _stop_part(part: Camera | Actuator) -> None:
+    try:
+        part.stop()
+    except Exception:  # noqa: BLE001 - every part gets its stop whatever another one does
+        log.exception("stopping %s", part)
 
 
-def run_rover(backend, camera, actuator, config: RuntimeConfig | None = None,
+def run_rover(backend: Backend, camera: Camera, actuator: Actuator, config: RuntimeConfig | None = None,
               telemetry: Telemetry | None = None) -> RunReport:
     """Drive: run the control loop in the calling thread until it ends; return the report.
 
     Called from the main thread, SIGINT/SIGTERM stop the run cleanly (neutral first) and
-    SIGUSR1 is an emergency stop (``config.handle_signals``).
+    SIGUSR1 is an emergency stop (``config.process.handle_signals``).
     """
     return Runtime(backend, camera, actuator, config, telemetry).run()

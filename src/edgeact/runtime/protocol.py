@@ -28,14 +28,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgeact.errors import ProtocolError
+
 SCALE = 1000  # wire integers per unit: 1.0 ↔ 1000
 SEQ_MOD = 1 << 16
 MAX_LINE = 48  # longest valid line is "A,-1000,-1000,65535*XX" (22 bytes); receivers drop longer ones
 BAUDRATE = 115200
-
-
-class ProtocolError(ValueError):
-    """A line that is not a valid protocol message (bad checksum, syntax or range)."""
+WATCHDOG_S = 0.25  # the sketch's WATCHDOG_MS: neutral when no valid line arrives for this long
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,12 @@ import select
 import signal
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, TextIO
+
+from edgeact.errors import ConfigError
 
 log = logging.getLogger("edgeact.runtime")
 
@@ -38,11 +41,13 @@ BACKEND_ERROR = "backend-error"
 SERIAL_LOST = "serial-lost"
 ESTOP = "emergency-stop"
 
-EventSink = Callable[..., None]
+EventSink = Callable[..., None]  # (event, kind=, message=, t=, **extra)
 
 
 @dataclass(frozen=True)
 class SafetyConfig:
+    """When a tick must go neutral, and when the run must end."""
+
     max_chunk_age_s: float = 0.5  # newest chunk older than this (from its frame's capture) → neutral
     camera_stall_s: float = 0.5  # no new frame for this long → neutral
     startup_grace_s: float = 10.0  # time allowed for the first frame and the first chunk (model warm-up)
@@ -51,9 +56,9 @@ class SafetyConfig:
     def __post_init__(self) -> None:
         for name in ("max_chunk_age_s", "camera_stall_s", "startup_grace_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_backend_errors < 1:
-            raise ValueError("max_backend_errors must be >= 1")
+            raise ConfigError(f"max_backend_errors must be >= 1, got {self.max_backend_errors}")
 
 
 @dataclass
@@ -105,14 +110,10 @@ class SafetyMonitor:
         log.error("FAULT %s: %s -> neutral (latched until restart)", kind, message)
         self._emit("fault", kind, message, t, latched=True)
 
-    @property
-    def neutral_required(self) -> bool:
-        return bool(self.active or self.latched)
-
     def reasons(self) -> list[str]:
         return [f"{r.kind}: {r.message}" for r in list(self.latched.values()) + list(self.active.values())]
 
-    def _emit(self, event: str, kind: str, message: str, t: float, **extra) -> None:
+    def _emit(self, event: str, kind: str, message: str, t: float, **extra: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, kind=kind, message=message, t=t, **extra)
 
@@ -146,7 +147,7 @@ class SignalGuard:
     def __init__(self, on_stop: Callable[[str], None], on_estop: Callable[[str], None]) -> None:
         self.on_stop = on_stop
         self.on_estop = on_estop
-        self._saved: dict[int, object] = {}
+        self._saved: dict[int, Any] = {}
         self._stops = 0
 
     def install(self) -> bool:
@@ -167,13 +168,13 @@ class SignalGuard:
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
         self._saved.clear()
 
-    def _stop_handler(self, signum, frame) -> None:  # noqa: ARG002
+    def _stop_handler(self, signum: int, frame: FrameType | None) -> None:
         self._stops += 1
         if self._stops > 1:  # a second Ctrl-C: the clean stop is stuck; neutral was sent first thing
             raise KeyboardInterrupt
         self.on_stop(signal.Signals(signum).name)
 
-    def _estop_handler(self, signum, frame) -> None:  # noqa: ARG002
+    def _estop_handler(self, signum: int, frame: FrameType | None) -> None:
         self.on_estop(signal.Signals(signum).name)
 
 
@@ -184,11 +185,12 @@ class KeyboardEStop:
     restores it on ``stop()``. Does nothing when stdin is not a terminal.
     """
 
-    def __init__(self, on_estop: Callable[[str], None], on_quit: Callable[[str], None], stream=None) -> None:
+    def __init__(self, on_estop: Callable[[str], None], on_quit: Callable[[str], None],
+                 stream: TextIO | None = None) -> None:
         self.on_estop = on_estop
         self.on_quit = on_quit
         self.stream = stream if stream is not None else sys.stdin
-        self._saved = None
+        self._saved: list[Any] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.active = False
@@ -237,13 +239,3 @@ class KeyboardEStop:
                 self.on_estop("key")
             elif key in (b"q", b"Q"):
                 self.on_quit("key q")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.002) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` (helper for tests and shutdown)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

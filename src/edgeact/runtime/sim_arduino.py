@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgeact.errors import ConfigError
 from edgeact.runtime import protocol as P
 
 
@@ -51,14 +52,14 @@ class SimArduino:
 
     def __init__(
         self,
-        watchdog_s: float = 0.25,
+        watchdog_s: float = P.WATCHDOG_S,
         reset_on_connect: bool = True,
         boot_s: float = 0.05,
         realtime: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not watchdog_s > 0:
-            raise ValueError(f"watchdog_s must be positive, got {watchdog_s}")
+            raise ConfigError(f"watchdog_s must be positive, got {watchdog_s}")
         self.watchdog_s = float(watchdog_s)
         self.reset_on_connect = reset_on_connect
         self.boot_s = float(boot_s)
@@ -179,14 +180,6 @@ class SimArduino:
             "outputs": self.outputs,
             "inter_arrival": self.inter_arrival_stats(),
         }
-
-    def wait_until(self, predicate: Callable[[SimArduino], bool], timeout: float = 2.0) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if predicate(self):
-                return True
-            time.sleep(0.002)
-        return predicate(self)
 
     # ---- fault injection ----------------------------------------------------------------
 

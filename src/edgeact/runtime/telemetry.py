@@ -22,18 +22,35 @@ from __future__ import annotations
 import json
 import math
 import queue
-import warnings
-from array import array
 import threading
 import time
+import warnings
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
-from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 
+from edgeact.runtime.safety import FaultRecord
+
 STAGES = ("capture", "frame_age", "preprocess", "inference", "control")
+
+
+class StopKind(str, Enum):
+    """Why a run ended, as a kind a program can act on (``RunReport.stop_reason`` says it in words)."""
+
+    DURATION = "duration"  # the requested duration was reached
+    REQUESTED = "requested"  # SIGINT/SIGTERM, the q key, or the caller asked
+    SOURCE_ENDED = "source-ended"  # a finite camera source (a replay, a file) ran out
+    FAULT = "fault"  # the camera or the backend failed for good, or the control loop crashed
+
+    @property
+    def normal(self) -> bool:
+        """True for every ending but a fault."""
+        return self is not StopKind.FAULT
 
 
 def stats_ms(values_s, scale: float = 1e3) -> dict:
@@ -57,7 +74,7 @@ class Telemetry:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._file = None
+        self._file: IO[str] | None = None
         # tick columns: packed doubles/bytes (~60 bytes a tick, ~22 MB an hour at 100 Hz)
         self.tick_t = array("d")
         self.tick_lag = array("d")
@@ -135,6 +152,7 @@ class Telemetry:
 
     def _write_loop(self) -> None:
         f = self._file
+        assert f is not None  # opened by start() before the writer thread
         last_flush = time.monotonic()
         try:
             while True:
@@ -158,6 +176,50 @@ class Telemetry:
                 return np.zeros(0)
             return np.array(self.stages[name][1], dtype=np.float64)
 
+    def recent(self, ticks: int = 200, inferences: int = 20) -> tuple[float, float, float]:
+        """(control rate Hz, mean inference s, mean chunk age s) over the last ticks, for a status line."""
+        with self._lock:
+            per = np.array(self.tick_period[-ticks:], dtype=np.float64)
+            age = np.array(self.tick_chunk_age[-ticks:], dtype=np.float64)
+        per, age = per[np.isfinite(per)], age[np.isfinite(age)]
+        inf = self.stage_values("inference")[-inferences:]
+        nan = float("nan")
+        return (1.0 / per.mean() if per.size else 0.0, float(inf.mean()) if inf.size else nan,
+                float(age.mean()) if age.size else nan)
+
+    def timelines(self) -> dict[str, Any]:
+        """A consistent copy of every recorded series, times in seconds since start (for plots)."""
+        with self._lock:
+            return {
+                "t": np.array(self.tick_t) - self.t0, "period": np.array(self.tick_period),
+                "lag": np.array(self.tick_lag), "steering": np.array(self.tick_steering),
+                "throttle": np.array(self.tick_throttle), "neutral": np.array(self.tick_neutral, dtype=bool),
+                "chunk_age": np.array(self.tick_chunk_age),
+                "stages": {k: (np.array(ts) - self.t0, np.array(vs)) for k, (ts, vs) in self.stages.items() if len(ts)},
+                "events": list(self.events),
+            }
+
+    def build_report(self, run: RunFacts) -> RunReport:
+        """The run's :class:`RunReport`: ``run`` from the loop, the timing statistics from what was recorded."""
+        nominal = 1.0 / run.rate_hz
+        with self._lock:
+            periods = np.array(self.tick_period, dtype=np.float64)
+            ages = np.array(self.tick_chunk_age, dtype=np.float64)
+            n_ticks = len(self.tick_t)
+        periods = periods[np.isfinite(periods)]
+        faults = [{"kind": r.kind, "message": r.message, "t_start": round(r.t_start - self.t0, 4),
+                   "t_end": None if r.t_end is None else round(r.t_end - self.t0, 4)} for r in run.faults]
+        return RunReport(
+            mode=run.mode, backend=run.backend, rate_hz=run.rate_hz, duration_s=run.duration_s, ticks=n_ticks,
+            missed_deadlines=run.missed_deadlines, skipped_slots=run.skipped_slots,
+            jitter_ms=stats_ms(np.abs(periods - nominal)), period_ms=stats_ms(periods),
+            stages_ms={name: stats_ms(self.stage_values(name)) for name in STAGES},
+            chunk_age_ms=stats_ms(ages), chunks=run.chunks, inference_errors=run.inference_errors,
+            neutral_ticks=run.neutral_ticks, actuator=run.actuator, faults=faults, stop_reason=run.stop_reason,
+            stop_kind=run.stop_kind, neutral_at_exit=run.neutral_at_exit, arduino=run.arduino, sim=run.sim,
+            telemetry_path=str(self.path) if self.path else None,
+        )
+
 
 def _r(v: float, nd: int = 3):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), nd)
@@ -171,6 +233,28 @@ def _json_default(o: Any):
     if isinstance(o, tuple):
         return list(o)
     return str(o)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the control loop knows at the end of a run; the telemetry adds the timing statistics."""
+
+    mode: str  # "async" or "sync"
+    backend: str
+    rate_hz: float
+    duration_s: float
+    missed_deadlines: int
+    skipped_slots: int
+    chunks: int
+    inference_errors: int
+    neutral_ticks: int
+    actuator: dict[str, Any]
+    faults: Sequence[FaultRecord]
+    stop_reason: str
+    stop_kind: StopKind
+    neutral_at_exit: bool
+    arduino: dict[str, Any] | None = None
+    sim: dict[str, Any] | None = None
 
 
 @dataclass
@@ -194,6 +278,7 @@ class RunReport:
     actuator: dict
     faults: list[dict]
     stop_reason: str
+    stop_kind: StopKind
     neutral_at_exit: bool
     arduino: dict | None = None  # the simulated Arduino's view: inter-arrival, FAILSAFE
     sim: dict | None = None  # the simulated rover: laps, off-track events
@@ -276,17 +361,11 @@ def plot_timeline(tel: Telemetry, path: str | Path, nominal_period_s: float | No
     from edgeact.fileio import atomic_save
 
     path = Path(path)
-    with tel._lock:  # noqa: SLF001 - a consistent snapshot
-        t = np.array(tel.tick_t) - tel.t0
-        period = np.array(tel.tick_period) * 1e3
-        lag = np.array(tel.tick_lag) * 1e3
-        steer = np.array(tel.tick_steering)
-        thr = np.array(tel.tick_throttle)
-        neutral = np.array(tel.tick_neutral, dtype=bool)
-        age = np.array(tel.tick_chunk_age) * 1e3
-        stages = {k: (np.array(ts) - tel.t0, np.array(vs) * 1e3)
-                  for k, (ts, vs) in tel.stages.items() if k != "control" and len(ts)}
-        events = list(tel.events)
+    lines = tel.timelines()
+    t = lines["t"]
+    period, lag, age = lines["period"] * 1e3, lines["lag"] * 1e3, lines["chunk_age"] * 1e3
+    steer, thr, neutral, events = lines["steering"], lines["throttle"], lines["neutral"], lines["events"]
+    stages = {k: (ts, vs * 1e3) for k, (ts, vs) in lines["stages"].items() if k != "control"}
 
     fig, axes = plt.subplots(4, 1, figsize=(12, 10), sharex=True)
     ax = axes[0]

@@ -1,4 +1,4 @@
-"""Closed-loop evaluation of any :class:`~edgeact.backends.base.Backend` in the simulator.
+"""Closed-loop evaluation of any :class:`~edgeact.policy.Backend` in the simulator.
 
 The policy drives at its own fps in *simulated* time (so a slow backend is judged on its
 driving, not on this machine's speed; its latency is reported separately). Every
@@ -23,7 +23,7 @@ import numpy as np
 
 from edgeact.errors import ConfigError
 from edgeact.fileio import atomic_save, atomic_write_text
-from edgeact.runtime.preprocess import fit_frame
+from edgeact.frames import fit_frame
 from edgeact.sim.world import RoverSim
 
 

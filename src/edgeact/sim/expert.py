@@ -116,7 +116,7 @@ class ExpertDriver:
 
 
 class ExpertBackend:
-    """The expert as a :class:`~edgeact.backends.base.Backend` that drives from *privileged*
+    """The expert as a :class:`~edgeact.policy.Backend` that drives from *privileged*
     state (it ignores the image): a reference driver for ``evaluate`` and its tests.
 
     It must be bound to the sim it drives (``backend.sim = sim``; ``evaluate`` does this for
@@ -129,7 +129,7 @@ class ExpertBackend:
     def __init__(
         self, track: Track, image_size=(96, 128), chunk_size: int = 10, fps: float = 30.0, **expert_kw
     ) -> None:
-        from edgeact.backends.base import PolicySpec
+        from edgeact.policy import PolicySpec
 
         self.spec = PolicySpec(
             camera_names=("cam_front",),

@@ -35,7 +35,7 @@ class Camera:
     """A pinhole camera on the rover: height above the ground, downward pitch, horizontal FOV.
 
     ``hfov_deg`` is the FOV of a 16:9 frame. A narrower frame (e.g. 96x128, 4:3) shows the
-    centre of that 16:9 view, exactly what ``edgeact.runtime.preprocess.fit_frame`` makes of
+    centre of that 16:9 view, exactly what ``edgeact.frames.fit_frame`` makes of
     a 16:9 camera frame: data recorded at one size and a policy run at another see the same
     scene.
     """

@@ -127,11 +127,6 @@ class RoverSim:
         return self._proj.cross_track
 
     @property
-    def heading_error(self) -> float:
-        """Rover yaw minus the centre line's heading, wrapped to [-pi, pi)."""
-        return (self.rover.state.yaw - self._proj.heading + math.pi) % (2 * math.pi) - math.pi
-
-    @property
     def progress_s(self) -> float:
         """Arc length of the rover's projection on the centre line, metres."""
         return self._proj.s
@@ -145,6 +140,11 @@ class RoverSim:
     def laps(self) -> float:
         """Laps completed along the track direction since reset (fractional)."""
         return self._laps.laps
+
+    def driving_stats(self) -> dict[str, float | int | bool]:
+        """Laps, off-track state and events, cross-track error and speed now, for a run's report."""
+        return {"laps": self.laps, "off_track": self.off_track, "off_track_events": self.off_track_events,
+                "cross_track_m": self.cross_track_m, "speed": self.speed}
 
     @property
     def projection(self):

@@ -1,4 +1,8 @@
-"""Camera frame → the model's input: center-crop to the model's aspect ratio, then resize."""
+"""Camera frame → the model's input: center-crop to the model's aspect ratio, then resize.
+
+Shared by the runtime, the simulator's evaluation, the datasets and the calibration
+readers, so that every path feeds the model frames fitted the same way.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The one interface every inference backend implements, and the checks they share."""
+"""What a policy takes and gives (PolicySpec) and the one interface every inference backend
+implements (Backend). Neutral: the bundle, the backends, the exporter, the runtime and the
+simulator all speak it without importing each other."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class PolicySpec:
             if frame.shape != (h, w, 3):
                 raise InputError(
                     f"camera {name!r}: frame shape {frame.shape} does not match the model's input "
-                    f"{(h, w, 3)}; resize it (edgeact.runtime.preprocess.fit_frame) before predict_chunk"
+                    f"{(h, w, 3)}; resize it (edgeact.frames.fit_frame) before predict_chunk"
                 )
         state = np.asarray(state, dtype=np.float32).reshape(-1)
         if state.shape != (self.state_dim,):

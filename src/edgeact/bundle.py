@@ -1,4 +1,6 @@
-"""``manifest.json`` of an export bundle: what each model file takes and gives, and its hash.
+"""The export bundle: its file names and ``manifest.json`` (what each model file takes and gives,
+and its hash), and the :class:`PolicySpec` a manifest describes. Neutral: the exporter writes
+bundles, the backends read them, and neither imports the other.
 
 Readable with the standard library alone (the Pi loads ONNX backends without torch)::
 
@@ -23,9 +25,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgeact import __version__
 from edgeact.errors import BackendError, CheckpointError
 from edgeact.fileio import atomic_write_json
+from edgeact.policy import PolicySpec
+from edgeact.version import __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "edgeact-bundle"
@@ -76,10 +79,6 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     manifest["edgeact_version"] = __version__
     atomic_write_json(folder / MANIFEST_NAME, manifest)
     (folder / MANIFEST_NAME).chmod(0o644)
-
-
-def is_bundle(path: str | Path) -> bool:
-    return (Path(path) / MANIFEST_NAME).is_file()
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -133,3 +132,18 @@ def model_file(folder: str | Path, manifest: dict[str, Any], backend: str, verif
                 f"changed after export; re-create it with {how}"
             )
     return path
+
+
+def spec_from_manifest(manifest: dict[str, Any]) -> PolicySpec:
+    """The PolicySpec a bundle's manifest describes (the manifest itself in ``extra``)."""
+    policy = manifest["policy"]
+    return PolicySpec(
+        camera_names=tuple(policy["camera_names"]),
+        image_size=tuple(policy["image_size"]),
+        state_dim=int(policy["state_dim"]),
+        action_dim=int(policy["action_dim"]),
+        chunk_size=int(policy["chunk_size"]),
+        fps=float(policy.get("fps", 30.0)),
+        action_names=tuple(policy.get("action_names", ())),
+        extra={"manifest": manifest},
+    )

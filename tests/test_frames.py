@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgeact.errors import InputError
-from edgeact.runtime.preprocess import crop_box, fit_frame
+from edgeact.frames import crop_box, fit_frame
 
 
 def test_crop_box_centers_on_the_target_aspect():
