@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeact.errors import DeployError
-from edgeact.bundle import MANIFEST_NAME, is_bundle, read_manifest, sha256_file
+from edgeact.bundle import MANIFEST_NAME, read_manifest, sha256_file
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def prepare_source(source: str | Path, calib: str | Path | None, backend: str | 
     int8 bundle out, written to ``out`` (default ``<checkpoint>-bundle`` beside it).
     """
     source = Path(source)
-    if is_bundle(source):
+    if (source / MANIFEST_NAME).is_file():
         return source
     if not source.exists():
         raise DeployError(f"{source} does not exist: give an export bundle or a checkpoint")

@@ -45,7 +45,7 @@ class DeployReport:
 
     def format(self) -> str:
         if self.sent_files:
-            sent = f"sent {len(self.sent_files)} files ({self.sent_file_bytes / 1e6:.2f} MB)"
+            sent = f"copied {len(self.sent_files)} files ({self.sent_file_bytes / 1e6:.1f} MB), verified on the Pi"
         else:
             sent = "already on the Pi (verified there), no file sent"
         lines = [f"{self.bundle_id} on {self.destination}: {sent}"]
