@@ -138,12 +138,12 @@ def _on_pi(args: argparse.Namespace, session, bundle) -> int:
 
 def _remote_doctor(session, root: str) -> int:
     from edgeact.deploy import remote
+    from edgeact.errors import DeployError
 
     info = remote.probe(session, root)
+    if not info.runtime:
+        raise DeployError(f"edgeact is not installed for {info.python or 'python3'} on the Pi: add --setup first")
     script = '"$1" -c "import sys; from edgeact.cli import main; sys.exit(main([\'doctor\']))"'
-    result = session.run(script, info.python or "python3", check=False)
-    if "No module named" in result.stderr:
-        print(f"edgeact is not installed for {info.python} on the Pi: add --setup first", file=sys.stderr)
-        return 2
+    result = session.run(script, info.python, check=False)
     print(result.stdout, end="")
     return result.returncode

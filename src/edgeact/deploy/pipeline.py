@@ -75,6 +75,7 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
         log(f"{bid} is already current on {session.target.destination} (hashes verified there): nothing to do")
         return DeployReport(bid, session.target.destination, info.root, backend, info.current, [], 0, None,
                             seconds=time.monotonic() - t0)
+    require_runtime(session, info)
     sent: list[str] = []
     if info.hashes != bundle.files:
         sent = sorted(bundle.files)
@@ -122,15 +123,20 @@ def _differences(expected: dict[str, str], found: dict[str, str]) -> str:
                      for n in names)
 
 
-def run_smoke(session: SshSession, info: RemoteInfo, bundle_id: str, backend: str) -> dict[str, Any]:
-    """Load ``bundle_id`` on the Pi with ``backend`` and time one chunk; DeployError if it fails."""
+def require_runtime(session: SshSession, info: RemoteInfo) -> None:
+    """The smoke check needs edgeact on the Pi: say so before anything is copied."""
     if not info.python:
         raise DeployError(f"no python3 on {session.target.destination}: install it (sudo apt install python3 "
                           "python3-venv), then deploy with --setup")
-    result = session.run(remote.SMOKE, info.python, info.bundle_path(bundle_id), backend, check=False, timeout=600)
-    if "NO_RUNTIME" in result.stdout:
-        raise DeployError(f"edgeact is not installed for {info.python} on {session.target.destination}, so the "
+    if not info.runtime:
+        raise DeployError(f"edgeact is not installed for {info.python} on {session.target.destination}, so a "
                           f"bundle cannot be checked there: add --setup (installs it into {info.root}/venv)")
+
+
+def run_smoke(session: SshSession, info: RemoteInfo, bundle_id: str, backend: str) -> dict[str, Any]:
+    """Load ``bundle_id`` on the Pi with ``backend`` and time one chunk; DeployError if it fails."""
+    require_runtime(session, info)
+    result = session.run(remote.SMOKE, info.python, info.bundle_path(bundle_id), backend, check=False, timeout=600)
     lines = result.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if lines else {"error": result.stderr.strip()[-500:]}

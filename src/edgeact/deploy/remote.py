@@ -50,7 +50,9 @@ cd "$1"
 echo "root=$(pwd -P)"
 echo "user=$(id -un)"
 echo "rsync=$(command -v rsync || true)"
-if [ -x venv/bin/python ]; then echo "python=$(pwd -P)/venv/bin/python"; else echo "python=$(command -v python3 || true)"; fi
+if [ -x venv/bin/python ]; then py="$(pwd -P)/venv/bin/python"; else py=$(command -v python3 || true); fi
+echo "python=$py"
+if [ -n "$py" ]; then echo "runtime=$("$py" -c 'import edgeact; print(edgeact.__version__)' 2>/dev/null || true)"; fi
 echo "current=$(readlink current 2>/dev/null || true)"
 if [ -n "${2:-}" ] && [ -d "bundles/$2" ]; then
   echo "meta=$(cat "bundles/$2/.deploy.json" 2>/dev/null || true)"
@@ -134,10 +136,7 @@ for name in os.listdir("bundles"):
 """
 
 # Run the smoke check with the Pi's python ($1) on bundle $2 with backend $3.
-SMOKE = r"""
-"$1" -c 'import edgeact' 2>/dev/null || { echo "NO_RUNTIME"; exit 4; }
-exec "$1" -m edgeact.deploy.smoke "$2" --backend "$3"
-"""
+SMOKE = 'exec "$1" -m edgeact.deploy.smoke "$2" --backend "$3"'
 
 
 @dataclass(frozen=True)
@@ -148,6 +147,7 @@ class RemoteInfo:
     user: str
     has_rsync: bool
     python: str  # the venv's python after --setup, else python3 (empty: none)
+    runtime: str  # edgeact's version for that python (empty: not installed)
     current: str | None  # bundle dir name `current` points to
     hashes: dict[str, str] | None = None  # of the bundle asked about, None when it is not there
     metadata: dict[str, Any] | None = None  # its .deploy.json
@@ -188,7 +188,7 @@ def parse_probe(text: str) -> RemoteInfo:
         except ValueError:
             metadata = {}
     return RemoteInfo(root=fields["root"], user=fields["user"], has_rsync=bool(fields.get("rsync")),
-                      python=fields.get("python", ""), current=current.rsplit("/", 1)[-1] if current else None,
+                      python=fields.get("python", ""), runtime=fields.get("runtime", ""), current=current.rsplit("/", 1)[-1] if current else None,
                       hashes=hashes, metadata=metadata)
 
 
