@@ -13,9 +13,9 @@ import platform
 import resource
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RUNTIME_PACKAGES = ("numpy", "onnxruntime", "opencv-python-headless", "pyserial", "safetensors")
@@ -130,8 +130,8 @@ def check_cpu(s: SystemView) -> list[Check]:
 
 
 def physical_cores(s: SystemView) -> int:
-    siblings = {p.read_text().strip() for p in s.glob("/sys/devices/system/cpu", "cpu[0-9]*/topology/thread_siblings_list")}
-    return len(siblings)
+    lists = s.glob("/sys/devices/system/cpu", "cpu[0-9]*/topology/thread_siblings_list")
+    return len({p.read_text().strip() for p in lists})
 
 
 def check_governor(s: SystemView) -> list[Check]:

@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from edgeact.errors import ConfigError
 
 
 def register(subparsers) -> None:
+    from edgeact.deploy.remote import DEFAULT_KEEP, DEFAULT_ROOT
+    from edgeact.deploy.service import ServiceConfig
+
     p = subparsers.add_parser(
         "deploy",
         help="deploy a checkpoint or bundle to the Pi over SSH: verified, atomic, versioned, smoke-tested; "
@@ -47,8 +49,9 @@ def register(subparsers) -> None:
     con.add_argument("--port", type=int, help="ssh port (default: ~/.ssh/config, else 22)")
     con.add_argument("--identity", type=Path, metavar="KEY", help="private key to use (only this one)")
     con.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh client config instead of ~/.ssh/config")
-    con.add_argument("--remote-dir", default="~/edgeact", metavar="DIR", help="root on the Pi (default ~/edgeact)")
-    con.add_argument("--keep", type=int, default=5, help="bundles kept on the Pi (default 5)")
+    con.add_argument("--remote-dir", default=DEFAULT_ROOT, metavar="DIR",
+                     help=f"root on the Pi (default {DEFAULT_ROOT})")
+    con.add_argument("--keep", type=int, default=DEFAULT_KEEP, help=f"bundles kept on the Pi (default {DEFAULT_KEEP})")
     con.add_argument("--bwlimit", type=int, metavar="KBPS", help="limit the copy to KBPS kB/s")
     pi = p.add_argument_group("Pi setup")
     pi.add_argument("--setup", action="store_true",
@@ -57,10 +60,14 @@ def register(subparsers) -> None:
     pi.add_argument("--wheel", type=Path, help="install this edgeact wheel instead of building one")
     pi.add_argument("--service", action="store_true",
                     help="install and start the systemd unit that drives from REMOTE_DIR/current on boot")
-    pi.add_argument("--camera", default="0", help="service: camera (default 0)")
-    pi.add_argument("--actuator", default="/dev/ttyUSB0", help="service: Arduino serial port (default /dev/ttyUSB0)")
-    pi.add_argument("--rate", type=float, default=50.0, help="service: control rate in Hz (default 50)")
-    pi.add_argument("--max-throttle", type=float, default=0.5, help="service: |throttle| cap (default 0.5)")
+    service = ServiceConfig()
+    pi.add_argument("--camera", default=service.camera, help=f"service: camera (default {service.camera})")
+    pi.add_argument("--actuator", default=service.actuator,
+                    help=f"service: Arduino serial port (default {service.actuator})")
+    pi.add_argument("--rate", type=float, default=service.rate_hz,
+                    help=f"service: control rate in Hz (default {service.rate_hz:g})")
+    pi.add_argument("--max-throttle", type=float, default=service.max_throttle,
+                    help=f"service: |throttle| cap (default {service.max_throttle:g})")
     pi.add_argument("--log-lines", type=int, default=30, help="--status: log lines to show (default 30)")
     p.set_defaults(func=run)
 
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     with session:
         code = _on_pi(args, session, bundle)
     if bundle is not None and session.bytes_sent is not None:
-        print(f"ssh sent {session.bytes_sent / 1e3:.1f} kB, received {session.bytes_received / 1e3:.1f} kB")
+        print(f"ssh sent {session.bytes_sent / 1e3:.1f} kB, received {(session.bytes_received or 0) / 1e3:.1f} kB")
     return code
 
 
@@ -114,8 +121,8 @@ def _on_pi(args: argparse.Namespace, session, bundle) -> int:
     if args.doctor:
         return _remote_doctor(session, args.remote_dir)
     if args.setup:
-        report = setup_runtime(session, args.remote_dir, args.backend, wheel=args.wheel)
-        print(f"setup: {'installed' if report.changed else 'unchanged'} in {report.seconds:.1f} s")
+        setup = setup_runtime(session, args.remote_dir, args.backend, wheel=args.wheel)
+        print(f"setup: {'installed' if setup.changed else 'unchanged'} in {setup.seconds:.1f} s")
     if bundle is not None:
         options = pipeline.DeployOptions(root=args.remote_dir, backend=args.backend, keep=args.keep,
                                          bwlimit_kbps=args.bwlimit)

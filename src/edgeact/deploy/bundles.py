@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from edgeact.errors import DeployError
 from edgeact.bundle import MANIFEST_NAME, read_manifest, sha256_file
+from edgeact.errors import DeployError
 
 
 @dataclass(frozen=True)

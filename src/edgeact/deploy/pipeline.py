@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
+from edgeact.bundle import MANIFEST_NAME
 from edgeact.deploy import remote
 from edgeact.deploy.bundles import LocalBundle, choose_backend
 from edgeact.deploy.remote import RemoteInfo
 from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
-from edgeact.bundle import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
 class DeployOptions:
-    root: str = "~/edgeact"  # the remote root (--remote-dir)
+    root: str = remote.DEFAULT_ROOT  # --remote-dir
     backend: str | None = None  # None: the bundle's int8 model when quantized, else fp32 ONNX
-    keep: int = 5  # bundles kept on the Pi (the current one always is)
+    keep: int = remote.DEFAULT_KEEP
     bwlimit_kbps: int | None = None  # cap the copy's bandwidth (shared Wi-Fi)
 
 
@@ -60,7 +61,7 @@ class DeployReport:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptions,
@@ -182,7 +183,7 @@ def format_list(info: RemoteInfo, bundles: list[dict[str, Any]]) -> str:
                      b.get("backend", "?"), f"{latency:.1f}" if latency is not None else "?",
                      f"{b['bytes'] / 1e6:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines + [f"(* = current, in {info.root})"])
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
 
+DEFAULT_ROOT = "~/edgeact"
+DEFAULT_KEEP = 5  # bundles kept on the Pi; the current one always is
 INCOMING_PREFIX = ".incoming-"
 
 # `hashes DIR`: sha256 of every plain file in DIR, sorted (dot files are ours: metadata, rsync
@@ -188,7 +190,8 @@ def parse_probe(text: str) -> RemoteInfo:
         except ValueError:
             metadata = {}
     return RemoteInfo(root=fields["root"], user=fields["user"], has_rsync=bool(fields.get("rsync")),
-                      python=fields.get("python", ""), runtime=fields.get("runtime", ""), current=current.rsplit("/", 1)[-1] if current else None,
+                      python=fields.get("python", ""), runtime=fields.get("runtime", ""),
+                      current=current.rsplit("/", 1)[-1] if current else None,
                       hashes=hashes, metadata=metadata)
 
 

@@ -19,9 +19,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from edgeact.deploy import remote
 from edgeact.deploy.ssh import SshSession
@@ -55,11 +55,15 @@ cd "$root"
 if [ -f venv/pyvenv.cfg ]; then
   have=no
   if grep -qi '^include-system-site-packages *= *true' venv/pyvenv.cfg; then have=yes; fi
-  if [ "$have" != "$system_site" ]; then echo "recreating $root/venv (system site-packages: $system_site)"; rm -rf venv; fi
+  if [ "$have" != "$system_site" ]; then
+    echo "recreating $root/venv (system site-packages: $system_site)"
+    rm -rf venv
+  fi
 fi
 if [ ! -x venv/bin/python ]; then
   if [ "$system_site" = yes ]; then flags=--system-site-packages; else flags=; fi
-  python3 -m venv $flags venv || { echo "python3 -m venv failed: install it with sudo apt install python3-venv" >&2; exit 3; }
+  python3 -m venv $flags venv || {
+    echo "python3 -m venv failed: install it with sudo apt install python3-venv" >&2; exit 3; }
 fi
 rm -f venv/.edgeact-setup
 venv/bin/python -m pip install --upgrade "wheels/$wheel" "$@"
@@ -161,7 +165,8 @@ def setup_runtime(session: SshSession, root: str, backend: str | None, wheel: Pa
         if found.get("installed") == marker and found.get("importable") == "yes":
             log(f"runtime in {venv} is up to date (same wheel and requirements): nothing changed")
             return SetupReport(False, time.monotonic() - t0, venv, requirements)
-        log(f"installing the runtime into {venv}" + (" (HailoRT found: system site-packages, numpy<2)" if hailo else ""))
+        hailo_note = " (HailoRT found: system site-packages, numpy<2)" if hailo else ""
+        log(f"installing the runtime into {venv}{hailo_note}")
         session.run(remote.MKDIR, f"{info.root}/wheels")
         session.send(wheel.parent, [wheel.name], f"{info.root}/wheels", use_rsync=info.has_rsync)
         session.run(INSTALL, info.root, wheel.name, marker, "yes" if hailo else "no", *requirements,

@@ -84,7 +84,9 @@ STATUS = r"""
 cd "$1" 2>/dev/null || { echo "nothing deployed in $1"; exit 0; }
 echo "current: $(readlink current 2>/dev/null || echo unset)"
 if [ ! -d /run/systemd/system ]; then echo "service: systemd is not running on this host"; exit 0; fi
-if [ ! -f /etc/systemd/system/edgeact.service ]; then echo "service: not installed (edgeact deploy --service)"; exit 0; fi
+if [ ! -f /etc/systemd/system/edgeact.service ]; then
+  echo "service: not installed (edgeact deploy --service)"; exit 0
+fi
 systemctl status edgeact.service --no-pager --lines=0 || true
 journalctl -u edgeact.service -n "$2" --no-pager -o short-iso 2>&1 || true
 """

@@ -29,8 +29,8 @@ def smoke_check(bundle: str | Path, backend: str = "auto") -> dict[str, Any]:
     import numpy as np
 
     import edgeact
-    from edgeact.errors import BackendError
     from edgeact.cpu import inference_threads
+    from edgeact.errors import BackendError
 
     t0 = time.perf_counter()
     policy = edgeact.load_policy(str(bundle), backend=backend, threads=inference_threads())

@@ -181,7 +181,8 @@ class SshSession:
         already on the Pi), sends only the files that differ from it.
         """
         if use_rsync and shutil.which("rsync"):
-            cmd = ["rsync", "-t", "--checksum", "--partial", "--files-from=-", "-e", shlex.join(["ssh", *self.client_options()])]
+            cmd = ["rsync", "-t", "--checksum", "--partial", "--files-from=-",
+                   "-e", shlex.join(["ssh", *self.client_options()])]
             if copy_dest:
                 cmd.append(f"--copy-dest={copy_dest}")
             if bwlimit_kbps:
