@@ -49,3 +49,21 @@ def test_setup_installs_the_runtime_and_it_drives_there(loopback_pi, pi_bundle, 
     assert main(["deploy", loopback_pi.alias, "--setup", *args]) == 0
     out = capsys.readouterr().out
     assert "up to date" in out and "setup: unchanged" in out
+
+
+def test_hailort_on_the_pi_is_found(tmp_path):
+    """The snippet --setup runs first, here with a stand-in `hailortcli` on the PATH."""
+    import os
+    import subprocess
+
+    from edgeact.deploy.runtime_setup import CHECK
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "hailortcli").write_text("#!/bin/sh\necho 'HailoRT-CLI version 4.20.0'\n")
+    (tmp_path / "bin" / "hailortcli").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", CHECK, "edgeact", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert "hailo=yes" in out.stdout.splitlines() and "python=/usr/bin/python3" in out.stdout
+    out = subprocess.run(["sh", "-c", CHECK, "edgeact", str(tmp_path)], env={**env, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert "hailo=no" in out.stdout.splitlines()

@@ -47,3 +47,20 @@ def test_an_unknown_host_key_is_not_accepted_silently(loopback_pi, tmp_path):
 ])
 def test_failures_name_the_fix(log, fix):
     assert fix in explain_ssh_failure("pi@rover", log)
+
+
+def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
+    import shutil
+
+    from edgeact.deploy import ssh
+
+    real_which = shutil.which
+    monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
+    (tmp_path / "src").mkdir()
+    for name, data in (("a.bin", b"\x00" * 5000), ("b.json", b"{}")):
+        (tmp_path / "src" / name).write_bytes(data)
+    dest = tmp_path / "pi" / "dest"
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as s:
+        s.send(tmp_path / "src", ["a.bin", "b.json"], str(dest), use_rsync=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json"]
+    assert (dest / "a.bin").read_bytes() == b"\x00" * 5000
