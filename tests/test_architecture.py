@@ -20,6 +20,21 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "edgeact"
 ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 
+# docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
+LAYERS = [
+    {"cli", "commands"},
+    {"demo", "bench", "deploy"},
+    {"drive"},
+    {ROOT, "export", "sim", "train", "inspection", "doctor", "firmware"},
+    {"backends", "runtime", "data"},
+    {"checkpoint"},
+    {"model"},
+    {"normalization"},
+    {"config"},
+    {"bundle"},
+    {"policy", "frames", "cpu", "fileio"},
+    {"errors", "version"},
+]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
 NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle"}
 # Pairs that must not import each other in either direction, and one-way rules.
@@ -154,6 +169,16 @@ def test_neutral_modules_import_only_neutral_modules():
     edges = import_graph()
     wrong = {n: sorted(set(edges[n]) - NEUTRAL) for n in NEUTRAL if set(edges[n]) - NEUTRAL}
     assert not wrong, f"neutral modules importing above themselves: {wrong}"
+
+
+def test_imports_point_down_the_layers():
+    edges = import_graph()
+    level = {node: i for i, layer in enumerate(LAYERS) for node in layer}
+    unplaced = sorted(set(edges) - set(level))
+    assert not unplaced, f"give these packages a line in docs/DESIGN.md and LAYERS: {unplaced}"
+    upward = {f"{a} -> {b}": sorted(files) for a, targets in edges.items() for b, files in targets.items()
+              if level[b] <= level[a]}
+    assert not upward, f"imports that do not point down the layers: {upward}"
 
 
 def test_forbidden_directions():

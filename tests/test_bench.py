@@ -70,6 +70,36 @@ def test_bench_rejects_unknown_backend(tiny_bundle):
         bench_bundle(tiny_bundle, ["onnx", "tensorrt"], runs=1, log=lambda s: None)
 
 
+def test_bench_closes_every_backend_when_a_stage_fails(tiny_bundle, monkeypatch):
+    import edgeact
+    from edgeact import bench
+
+    opened = []
+    load = edgeact.load_policy
+
+    def load_and_track(*args, **kwargs):
+        backend = load(*args, **kwargs)
+        close = backend.close
+        opened.append([backend.name, False])
+        entry = opened[-1]
+
+        def tracked_close():
+            entry[1] = True
+            close()
+
+        backend.close = tracked_close
+        return backend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stage failed")
+
+    monkeypatch.setattr(edgeact, "load_policy", load_and_track)
+    monkeypatch.setattr(bench, "_action_errors", broken)
+    with pytest.raises(RuntimeError, match="stage failed"):
+        bench.bench_bundle(tiny_bundle, ["onnx"], runs=1, warmup=0, n_frames=2, peak=False, log=lambda s: None)
+    assert opened == [["torch", True], ["onnx", True]]
+
+
 def test_bench_cli_needs_a_bundle_or_workload(capsys):
     from edgeact.cli import main
 
@@ -82,4 +112,5 @@ def test_lerobot_default_workload_config():
 
     c = lerobot_default_config()
     assert (c.dim_model, c.n_heads, c.dim_feedforward, c.n_encoder_layers, c.n_decoder_layers) == (512, 8, 3200, 4, 1)
-    assert (c.chunk_size, c.vision_backbone, c.image_size, c.state_dim, c.action_dim) == (100, "resnet18", (360, 640), 2, 2)
+    got = (c.chunk_size, c.vision_backbone, c.image_size, c.state_dim, c.action_dim)
+    assert got == (100, "resnet18", (360, 640), 2, 2)

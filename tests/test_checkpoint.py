@@ -9,7 +9,6 @@ import edgeact
 from edgeact.checkpoint import build_policy, load_checkpoint, save_pretrained
 from edgeact.errors import BackendError, CheckpointError, InputError
 from edgeact.model.act import ACTPolicy
-
 from factories import rover_stats, tiny_config
 
 FRAME = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -61,6 +60,35 @@ def test_pth_without_config_says_how_to_fix(tmp_path, tiny_checkpoint):
     torch.save({"model_state_dict": load_checkpoint(tiny_checkpoint).state_dict}, tmp_path / "model.pth")
     with pytest.raises(CheckpointError, match="--config"):
         load_checkpoint(tmp_path / "model.pth")
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 cut short", b"<html>404 Not Found</html>", b""])
+def test_corrupt_pth_is_not_a_pytorch_file(tmp_path, content):
+    (tmp_path / "model.pth").write_bytes(content)  # no config beside it either: the file is the problem
+    with pytest.raises(CheckpointError, match="is not a PyTorch file"):
+        load_checkpoint(tmp_path / "model.pth")
+
+
+def test_a_normalized_feature_without_stats_is_refused(tmp_path, tiny_checkpoint):
+    state = {"model_state_dict": load_checkpoint(tiny_checkpoint).state_dict}
+    torch.save(state, tmp_path / "model.pth")
+    partial = {k: {s: v.tolist() for s, v in d.items()} for k, d in rover_stats().items() if k != "action"}
+    (tmp_path / "stats.json").write_text(json.dumps(partial))
+    with pytest.raises(CheckpointError, match=r"action needs \['mean', 'std'\].*--stats"):
+        load_checkpoint(tmp_path / "model.pth", tiny_checkpoint / "config.json", tmp_path / "stats.json")
+
+
+def test_run_takes_the_config_of_a_weights_only_pth(tmp_path, tiny_checkpoint, episode_dir):
+    from edgeact.commands import run as run_cmd
+
+    torch.save({"model_state_dict": load_checkpoint(tiny_checkpoint).state_dict}, tmp_path / "model.pth")
+    shutil.copy(tiny_checkpoint / "policy_preprocessor.json", tmp_path)
+    for f in tiny_checkpoint.glob("policy_*processor*"):
+        shutil.copy(f, tmp_path)
+    argv = ["--model", str(tmp_path / "model.pth"), "--camera", f"replay:{episode_dir}", "--actuator", "none",
+            "--duration", "0.2", "--no-keys", "--no-realtime", "--status", "0", "--no-plot"]
+    assert run_cmd.main(argv) == 2  # no config.json beside it: says --config
+    assert run_cmd.main([*argv, "--config", str(tiny_checkpoint / "config.json")]) == 0
 
 
 def test_pth_with_explicit_config_and_stats_json(tmp_path, tiny_checkpoint):

@@ -4,7 +4,6 @@ import pytest
 
 from edgeact.config import ACTConfig, PolicyFeature
 from edgeact.errors import ConfigError
-
 from factories import tiny_config
 
 LEROBOT_CONFIG = {
@@ -30,7 +29,8 @@ LEROBOT_CONFIG = {
 def test_defaults_are_lerobots():
     c = ACTConfig()
     assert (c.chunk_size, c.n_action_steps, c.dim_model, c.n_heads, c.dim_feedforward) == (100, 100, 512, 8, 3200)
-    assert (c.n_encoder_layers, c.n_decoder_layers, c.use_vae, c.latent_dim, c.n_vae_encoder_layers) == (4, 1, True, 32, 4)
+    got = (c.n_encoder_layers, c.n_decoder_layers, c.use_vae, c.latent_dim, c.n_vae_encoder_layers)
+    assert got == (4, 1, True, 32, 4)
     assert (c.kl_weight, c.dropout, c.pre_norm, c.temporal_ensemble_coeff) == (10.0, 0.1, False, None)
     assert c.pretrained_backbone_weights == "ResNet18_Weights.IMAGENET1K_V1"
 

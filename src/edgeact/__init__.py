@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from edgeact.policy import Backend
 
 
-def load_policy(path: str, backend: str = "auto", **options) -> "Backend":
+def load_policy(path: str, backend: str = "auto", **options) -> Backend:
     """Load a checkpoint or bundle and return a ready :class:`~edgeact.policy.Backend`.
 
     ``path``: a LeRobot pretrained directory, an edgeact checkpoint or export bundle, or a

@@ -20,15 +20,16 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
 from edgeact.errors import BackendError, ConfigError
+from edgeact.policy import Backend
 
-ALL_BACKENDS = ("torch", "onnx", "onnx-int8", "torch-int8")
 WORKLOADS = ("lerobot-default",)
 
 
@@ -98,7 +99,8 @@ class BenchReport:
                              f"{r.sim['laps']:.2f} / {r.sim['mean_cross_track_m']:.3f} / {r.sim['off_track_events']}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
-        fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+        def fmt(cells: list[str]) -> str:
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
         out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
         m = self.machine
         out.append("")
@@ -214,7 +216,7 @@ def matmul_peaks(threads: int, size: int = 1536, seconds: float = 1.0) -> dict[s
             feeds = {"a": a_val, "b": b_val}
             peaks[key] = ops / _best_time(functools.partial(session.run, None, feeds), seconds) / 1e9
             del session
-    except Exception:  # the ORT peaks are informative only
+    except Exception:  # noqa: BLE001 - the ORT peaks are informative only
         pass
     peaks["fp32_gflops"] = max(peaks["fp32_torch_gflops"], peaks.get("fp32_ort_gflops", 0.0))
     return peaks
@@ -228,6 +230,7 @@ def _load() -> str:
 
 
 def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
+    path: Path | None
     if backend == "torch":
         path = bundle / "model.safetensors"
     else:
@@ -262,120 +265,43 @@ def bench_bundle(
     """Benchmark the backends of an export bundle (default: every one it has).
 
     ``peak``: also measure this machine's fp32 and int8 matrix-multiply peaks, to put the
-    achieved GFLOP/s in proportion.
+    achieved GFLOP/s in proportion. Every backend loaded is closed, whatever happens.
     """
     import torch
 
     from edgeact import load_policy
-    from edgeact.cpu import physical_cores
-    from edgeact.export.accuracy import action_range, from_errors
-    from edgeact.export.calibration import observations_for
     from edgeact.bundle import read_manifest
+    from edgeact.cpu import physical_cores
+    from edgeact.export.calibration import observations_for
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    available = _available(manifest)
-    backends = list(backends) if backends else available
-    from edgeact.backends.registry import BACKENDS
-
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown:
-        raise BackendError(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
+    backends = _backends_to_run(backends, manifest)
     if runs < 1:
         raise ConfigError(f"--runs must be >= 1, got {runs}")
-    if "torch" not in backends:
-        backends = ["torch"] + backends  # the reference for ratios and errors
     threads = threads or physical_cores()
     torch.set_num_threads(threads)
     machine = machine_info()
     if load_before:
         machine["load_before"] = load_before  # taken before a workload was built
-
-    loaded = {}
-    for name in backends:
-        log(f"loading {name} ...")
-        options = {"threads": threads}
-        loaded[name] = load_policy(str(bundle), backend=name, **options)
-    spec = loaded["torch"].spec
-    _, held = observations_for(spec, frames, 0, n_frames)
-    if len(held) == 0:
-        raise ConfigError(f"no held-out frames in {frames}")
-    first_frames, first_state = next(iter(held))
-    image = first_frames[0] if len(first_frames) == 1 else dict(zip(spec.camera_names, first_frames))
-
-    # latency: interleaved rounds of blocks. Before each block: a pause, so that the previous
-    # backend's spinning worker threads (ONNX Runtime's pool, PyTorch's OpenMP team) go to sleep
-    # and do not steal the cores, then one discarded call.
-    rounds = max(1, min(5, runs // 5))
-    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
-    lat: dict[str, list[float]] = {b: [] for b in backends}
-    for b in backends:
-        for _ in range(warmup):
-            loaded[b].predict_chunk(image, first_state)
-    t_start = time.perf_counter()
-    for r, n in enumerate(per_round):
-        for b in backends:
-            time.sleep(0.25)
-            loaded[b].predict_chunk(image, first_state)
-            for _ in range(n):
-                t0 = time.perf_counter()
-                loaded[b].predict_chunk(image, first_state)
-                lat[b].append((time.perf_counter() - t0) * 1000)
-        done = sum(per_round[: r + 1])
-        log(f"timing: round {r + 1}/{rounds} ({done}/{runs} runs per backend, "
-            f"{time.perf_counter() - t_start:.0f} s) " + ", ".join(f"{b} {np.median(lat[b]):.1f} ms" for b in backends))
-
-    # accuracy vs torch fp32
-    log(f"accuracy: {len(held)} {held.source}")
-    span, _ = action_range(manifest["policy"])
-    outputs: dict[str, list[np.ndarray]] = {b: [] for b in backends}
-    for frames_, state in held:
-        img = frames_[0] if len(frames_) == 1 else dict(zip(spec.camera_names, frames_))
-        for b in backends:
-            outputs[b].append(loaded[b].predict_chunk(img, state))
-    ref = np.stack(outputs["torch"])
-
-    gflops = float(manifest["policy"].get("gflops") or 0.0)
-    if not gflops:
-        from edgeact.export.onnx_export import count_gflops
-
-        gflops = count_gflops(loaded["torch"].model, spec)
-
-    sim_results: dict[str, dict] = {}
-    if sim:
-        try:
-            from edgeact.sim.evaluate import evaluate
-        except ImportError as err:
-            raise ConfigError("--sim needs edgeact.sim (the simulator), which is not installed here") from err
-        for b in backends:
-            log(f"simulator: {b} on {sim} for {sim_seconds:g} s ...")
-            result = evaluate(loaded[b], track=sim, seconds=sim_seconds)
-            sim_results[b] = {"laps": result.laps, "mean_cross_track_m": result.mean_cross_track_m,
-                              "off_track_events": result.off_track_events,
-                              "max_cross_track_m": result.max_cross_track_m}
-
-    torch_p50 = float(np.median(lat["torch"]))
-    rows = []
-    for b in backends:
-        v = np.asarray(lat[b])
-        p50 = float(np.median(v))
-        err = from_errors(np.abs(np.stack(outputs[b]) - ref), span, manifest["policy"], len(held), held.source, "")
-        note = ""
-        if b == "torch":
-            note = "size is model.safetensors, which also holds the training-only CVAE encoder"
-        elif b in manifest["models"] and manifest["models"][b].get("target"):
-            note = f"quantized for target {manifest['models'][b]['target']}"
-            if b == "torch-int8":
-                note += f", engine {getattr(loaded[b], 'engine', '?')}"
-        rows.append(BenchRow(
-            backend=b, p50_ms=p50, p99_ms=float(np.percentile(v, 99)), mean_ms=float(v.mean()),
-            min_ms=float(v.min()), runs=len(v), speedup_vs_torch=torch_p50 / p50, rate_hz=1000.0 / p50,
-            size_mb=_model_size_mb(bundle, manifest, b), gflops=gflops, gflops_per_s=gflops / (p50 / 1000.0),
-            error_pct=err.mean_pct, error_max_pct=err.max_pct, sim=sim_results.get(b), note=note,
-            latencies_ms=[float(x) for x in v],
-        ))
-    for b in loaded.values():
-        b.close()
+    loaded: dict[str, Backend] = {}
+    try:
+        for name in backends:
+            log(f"loading {name} ...")
+            loaded[name] = load_policy(str(bundle), backend=name, threads=threads)
+        spec = loaded["torch"].spec
+        _, held = observations_for(spec, frames, 0, n_frames)
+        if len(held) == 0:
+            raise ConfigError(f"no held-out frames in {frames}")
+        lat, rounds = _time_backends(loaded, held, runs, warmup, log)
+        errors = _action_errors(loaded, held, manifest["policy"], log)
+        gflops = float(manifest["policy"].get("gflops") or 0.0) or _gflops(loaded["torch"])
+        sim_results = _drive_sim(loaded, sim, sim_seconds, log) if sim else {}
+        rows = [_row(b, lat[b], lat["torch"], errors[b], gflops, bundle, manifest, loaded[b], sim_results.get(b))
+                for b in backends]
+    finally:
+        for backend in loaded.values():
+            backend.close()
     peaks = {}
     if peak:
         log("measuring this machine's matmul peaks ...")
@@ -384,6 +310,112 @@ def bench_bundle(
     settings = {"runs": runs, "warmup": warmup, "threads": threads, "rounds": rounds}
     return BenchReport(rows, str(bundle), workload, gflops, f"{len(held)} {held.source}",
                        list(manifest["policy"].get("action_names", [])), machine, settings, peaks)
+
+
+def _backends_to_run(backends: list[str] | tuple[str, ...] | None, manifest: dict[str, Any]) -> list[str]:
+    """The backends asked for (default: all the bundle has), torch first: the reference for ratios and errors."""
+    from edgeact.backends.registry import BACKENDS
+
+    chosen = list(backends) if backends else _available(manifest)
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown:
+        raise BackendError(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
+    return ["torch"] + [b for b in chosen if b != "torch"]
+
+
+def _image(frames: list[np.ndarray], camera_names: tuple[str, ...]) -> Any:
+    return frames[0] if len(frames) == 1 else dict(zip(camera_names, frames))
+
+
+def _time_backends(loaded: dict[str, Backend], held: Any, runs: int, warmup: int,
+                   log: Callable[[str], None]) -> tuple[dict[str, list[float]], int]:
+    """Latencies (ms) per backend, in interleaved rounds of blocks.
+
+    Before each block: a pause, so that the previous backend's spinning worker threads (ONNX
+    Runtime's pool, PyTorch's OpenMP team) go to sleep and do not steal the cores, then one
+    discarded call.
+    """
+    first_frames, state = next(iter(held))
+    image = _image(first_frames, loaded["torch"].spec.camera_names)
+    rounds = max(1, min(5, runs // 5))
+    per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
+    lat: dict[str, list[float]] = {b: [] for b in loaded}
+    for backend in loaded.values():
+        for _ in range(warmup):
+            backend.predict_chunk(image, state)
+    t_start = time.perf_counter()
+    for r, n in enumerate(per_round):
+        for b, backend in loaded.items():
+            time.sleep(0.25)
+            backend.predict_chunk(image, state)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                backend.predict_chunk(image, state)
+                lat[b].append((time.perf_counter() - t0) * 1000)
+        done = sum(per_round[: r + 1])
+        log(f"timing: round {r + 1}/{rounds} ({done}/{runs} runs per backend, "
+            f"{time.perf_counter() - t_start:.0f} s) " + ", ".join(f"{b} {np.median(lat[b]):.1f} ms" for b in lat))
+    return lat, rounds
+
+
+def _action_errors(loaded: dict[str, Backend], held: Any, policy: dict[str, Any],
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """Each backend's action error vs torch fp32 on the held-out frames."""
+    from edgeact.export.accuracy import action_range, from_errors
+
+    log(f"accuracy: {len(held)} {held.source}")
+    span, _ = action_range(policy)
+    outputs: dict[str, list[np.ndarray]] = {b: [] for b in loaded}
+    for frames_, state in held:
+        image = _image(frames_, loaded["torch"].spec.camera_names)
+        for b, backend in loaded.items():
+            outputs[b].append(backend.predict_chunk(image, state))
+    ref = np.stack(outputs["torch"])
+    return {b: from_errors(np.abs(np.stack(out) - ref), span, policy, len(held), held.source, "")
+            for b, out in outputs.items()}
+
+
+def _gflops(reference: Backend) -> float:
+    """GFLOP per call of the torch reference (bundles from before the manifest recorded it)."""
+    from edgeact.backends.torch_backend import TorchBackend
+    from edgeact.export.onnx_export import example_inputs
+    from edgeact.model.profile import count_gflops
+
+    assert isinstance(reference, TorchBackend)  # bench_bundle always loads torch
+    return count_gflops(reference.model, list(example_inputs(reference.spec)))
+
+
+def _drive_sim(loaded: dict[str, Backend], track: str, seconds: float,
+               log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    from edgeact.sim.evaluate import evaluate
+
+    results = {}
+    for b, backend in loaded.items():
+        log(f"simulator: {b} on {track} for {seconds:g} s ...")
+        result = evaluate(backend, track=track, seconds=seconds)
+        results[b] = {"laps": result.laps, "mean_cross_track_m": result.mean_cross_track_m,
+                      "off_track_events": result.off_track_events, "max_cross_track_m": result.max_cross_track_m}
+    return results
+
+
+def _row(b: str, lat: list[float], torch_lat: list[float], error: Any, gflops: float, bundle: Path,
+         manifest: dict[str, Any], backend: Backend, sim: dict[str, Any] | None) -> BenchRow:
+    v = np.asarray(lat)
+    p50 = float(np.median(v))
+    note = ""
+    if b == "torch":
+        note = "size is model.safetensors, which also holds the training-only CVAE encoder"
+    elif b in manifest["models"] and manifest["models"][b].get("target"):
+        note = f"quantized for target {manifest['models'][b]['target']}"
+        if b == "torch-int8":
+            note += f", engine {getattr(backend, 'engine', '?')}"
+    return BenchRow(
+        backend=b, p50_ms=p50, p99_ms=float(np.percentile(v, 99)), mean_ms=float(v.mean()),
+        min_ms=float(v.min()), runs=len(v), speedup_vs_torch=float(np.median(torch_lat)) / p50, rate_hz=1000.0 / p50,
+        size_mb=_model_size_mb(bundle, manifest, b), gflops=gflops, gflops_per_s=gflops / (p50 / 1000.0),
+        error_pct=error.mean_pct, error_max_pct=error.max_pct, sim=sim, note=note,
+        latencies_ms=[float(x) for x in v],
+    )
 
 
 def save_png(report: BenchReport, path: str | Path) -> Path:
@@ -496,12 +528,13 @@ def lerobot_default_config(image_size: tuple[int, int] = (360, 640)):
 def prepare_workload(workload: str, folder: str | Path, backends=None, calib_frames: int = 16,
                      log: Callable[[str], None] = print) -> Path:
     """Build, export and quantize a named workload in ``folder``; returns the bundle path."""
+    from edgeact.backends.registry import BACKENDS
     from edgeact.export.onnx_export import export_bundle
 
     if workload not in WORKLOADS:
         raise ConfigError(f"unknown workload {workload!r}; choose one of {WORKLOADS}")
     folder = Path(folder)
-    backends = set(backends or ALL_BACKENDS)
+    backends = set(backends or BACKENDS)
     log(f"workload {workload}: LeRobot's default ACT at 360x640, random weights")
     ckpt = random_checkpoint(lerobot_default_config(), folder / "checkpoint")
     bundle = folder / "bundle"

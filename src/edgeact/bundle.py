@@ -59,7 +59,8 @@ def hash_files(folder: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def new_manifest(policy: dict[str, Any], inputs: list[dict], outputs: list[dict], source: str) -> dict[str, Any]:
+def new_manifest(policy: dict[str, Any], inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],
+                 source: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

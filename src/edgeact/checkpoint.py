@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeact.version import __version__
 from edgeact.config import OBS_IMAGE_PREFIX, ACTConfig
 from edgeact.errors import CheckpointError, ConfigError
 from edgeact.fileio import atomic_write_json, replace_dir
 from edgeact.policy import PolicySpec
+from edgeact.version import __version__
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -84,18 +85,15 @@ def _load_directory(path: Path, config_path, stats_path) -> Checkpoint:
 
 
 def _load_file(path: Path, config_path, stats_path) -> Checkpoint:
+    # The weights first: a corrupt file is reported as such, not as a missing config.
+    state = _read_safetensors(path) if path.suffix == ".safetensors" else _read_torch_file(path)
     config_file = Path(config_path) if config_path else path.parent / CONFIG_NAME
     if not config_file.is_file():
         raise CheckpointError(
             f"{path} holds weights only and no {CONFIG_NAME} is beside it: pass the LeRobot config "
             "with --config CONFIG.json (or config_path=...)"
         )
-    config = _read_config(config_file)
-    if path.suffix == ".safetensors":
-        state = _read_safetensors(path)
-    else:
-        state = _read_torch_file(path)
-    return _assemble(path, config, state, path.parent, stats_path)
+    return _assemble(path, _read_config(config_file), state, path.parent, stats_path)
 
 
 def _read_config(path: Path) -> ACTConfig:
@@ -111,15 +109,29 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"{path} is not a readable safetensors file ({err}); re-export or re-download it") from err
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({err}); re-export or re-download it") from err
+
+
+def _is_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (PyTorch >= 1.6) or, in the legacy format, a pickle stream."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"  # pickle protocol >= 2
 
 
 def _read_torch_file(path: Path) -> dict[str, Any]:
     import torch
 
+    if not _is_torch_file(path):
+        raise CheckpointError(
+            f"{path} is not a PyTorch file (neither the zip archive torch.save writes nor a legacy pickle): "
+            "it is corrupt, truncated or another format; copy or save it again"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # torch.load raises many types for one cause: unreadable
         raise CheckpointError(
             f"{path} could not be loaded with torch.load(weights_only=True): {err}. "
             "Is the file complete, and does it hold only tensors (no pickled classes)?"
@@ -147,6 +159,9 @@ def _assemble(source: Path, config: ACTConfig, state: dict[str, Any], folder: Pa
             "normalize_inputs.* buffers in the state dict, or --stats meta/stats.json of the training dataset"
         )
     stats = _shape_visual_stats(config, stats)
+    from edgeact.normalization import check_stats
+
+    check_stats(config, stats, stats_source)
     meta = _read_meta(folder)
     return Checkpoint(
         config=config,
@@ -162,7 +177,8 @@ def _assemble(source: Path, config: ACTConfig, state: dict[str, Any], folder: Pa
 
 def _split_legacy_stats(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """Separate LeRobot < 0.4 ``normalize_inputs.buffer_<key>.<stat>`` buffers from the weights."""
-    weights, stats = {}, {}
+    weights: dict[str, Any] = {}
+    stats: dict[str, dict[str, np.ndarray]] = {}
     for name, tensor in state.items():
         if not name.startswith(LEGACY_STATS_PREFIXES):
             weights[name] = tensor

@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from edgeact.version import __version__
 from edgeact.errors import EdgeactError
+from edgeact.version import __version__
 
 COMMAND_MODULES = (
     "inspect",
@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "deploy",
     "doctor",
     "demo",
+    "firmware",
 )
 
 

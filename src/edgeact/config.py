@@ -124,7 +124,8 @@ class ACTConfig:
         shapes = {f.shape[1:] for f in self.image_features.values()}
         if not shapes:
             raise ConfigError("config has no VISUAL input feature")
-        return next(iter(shapes))
+        h, w = next(iter(shapes))
+        return int(h), int(w)
 
     @property
     def state_dim(self) -> int:

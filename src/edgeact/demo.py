@@ -11,10 +11,12 @@ drive-<backend>/ (telemetry, timeline and trajectory PNGs), report.json, report.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -112,7 +114,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
             bundle, episodes, frames=cfg.calib_frames, target=cfg.quantize_target, log=log))
     drives = []
     for backend in cfg.backends:
-        drives.append(stage(f"drive the simulator with {backend}", lambda b=backend: drive(bundle, b, cfg, out, log)))
+        drive_one = functools.partial(drive, bundle, backend, cfg, out, log)
+        drives.append(stage(f"drive the simulator with {backend}", drive_one))
 
     report = {
         "config": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
@@ -235,7 +238,8 @@ def format_markdown(report: dict[str, Any], out: Path) -> str:
         lines.append(
             f"| {b['backend']} | {b['laps']:.2f} | {b['mean_cross_track_m']:.3f} | {b['max_cross_track_m']:.3f} | "
             f"{b['off_track_events']} | {_ms(b['inference_p50_ms'])} / {_ms(b['inference_p99_ms'])} | "
-            f"{_ms(b['control_jitter_p99_ms'])} | {b['missed_deadlines']} | {'yes' if b['arduino_failsafe'] else 'no'} |")
+            f"{_ms(b['control_jitter_p99_ms'])} | {b['missed_deadlines']} | "
+            f"{'yes' if b['arduino_failsafe'] else 'no'} |")
     quant = report.get("quantization")
     if quant:
         lines += ["", f"int8: target `{quant['target']}` ({quant['label']}), float-kept nodes "

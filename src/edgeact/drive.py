@@ -64,7 +64,8 @@ def open_parts(parts: Parts, image_size: tuple[int, int]) -> tuple[Camera, Actua
     from edgeact.sim.world import RoverSim
 
     track = str(parts.camera).split(":", 1)[1] if ":" in str(parts.camera) else DEFAULT_TRACK
-    sim = RoverSim(track=track or DEFAULT_TRACK, image_size=tuple(image_size), seed=parts.seed)
+    height, width = image_size
+    sim = RoverSim(track=track or DEFAULT_TRACK, image_size=(height, width), seed=parts.seed)
     return SimCamera(sim, actuator.outputs), actuator
 
 

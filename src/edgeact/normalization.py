@@ -12,7 +12,7 @@ Images are scaled to [0, 1] before this step.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -52,7 +52,10 @@ def check_stats(config: ACTConfig, stats: Stats, source: str) -> None:
             if name in have and not np.all(np.isfinite(have[name])):
                 problems.append(f"{key}.{name} contains NaN or inf")
     if problems:
-        raise CheckpointError(f"normalization stats from {source} are incomplete: " + "; ".join(problems))
+        raise CheckpointError(
+            f"normalization stats from {source} are incomplete: " + "; ".join(problems) + ". Without them the "
+            "policy would run on unnormalized values; give the training dataset's stats with --stats "
+            "meta/stats.json (or stats_path=...), or save the checkpoint again with its processor files")
 
 
 class FeatureNormalizer(nn.Module):

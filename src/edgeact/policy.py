@@ -4,15 +4,16 @@ simulator all speak it without importing each other."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from edgeact.errors import InputError
 
 # One frame, or {camera name: frame} for several cameras.
-Frames = Union[np.ndarray, Mapping[str, np.ndarray]]
+Frames = np.ndarray | Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class PolicySpec:
     chunk_size: int
     fps: float = 30.0  # control steps per second the policy was trained at
     action_names: tuple[str, ...] = ("steering", "throttle")
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def check_inputs(self, image: Frames, state: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Validate one observation; return frames in model order and a float32 state.

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
 from edgeact.errors import ConfigError, DataError
@@ -138,7 +139,7 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     if len(episodes) < 2:
         raise DataError(f"{cfg.data} holds {len(episodes)} episode(s); training needs at least 2 (one for validation)")
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
-    data_size = tuple(episodes[0].image_size)
+    data_size = episodes[0].image_size
     fps = float(episodes[0].fps)
     state_dim, action_dim = episodes[0].states.shape[1], episodes[0].actions.shape[1]
 
@@ -171,7 +172,8 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     loader = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                                          num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed))
     total_steps = _total_steps(cfg, len(loader))
-    start_step, best = 0, {"val_l1": math.inf, "step": -1}
+    start_step = 0
+    best: dict[str, Any] = {"val_l1": math.inf, "step": -1}
     history: list[dict[str, float]] = []
     if state is not None:
         policy.load_state_dict(state["policy"])
@@ -328,9 +330,9 @@ def _append_log(out: Path, record: dict[str, float]) -> None:
 
 
 def _progress_bar(total: int, initial: int):
-    from tqdm import tqdm
-
     import sys
+
+    from tqdm import tqdm
 
     # Redirected to a file, a bar redrawn ten times a second buries the log.
     interval = 0.5 if sys.stderr.isatty() else 30.0

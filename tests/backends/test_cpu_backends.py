@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edgeact import load_policy
-from edgeact.policy import Backend
 from edgeact.backends.registry import BACKENDS
 from edgeact.errors import BackendError, InputError
+from edgeact.policy import Backend
 
 CPU_BACKENDS = ("torch", "onnx", "onnx-int8", "torch-int8")
 
@@ -53,7 +53,8 @@ def test_frames_as_dict_and_input_errors(quantized, observations):
     path, _, _ = quantized
     backend = load_policy(str(path), backend="onnx")
     frame, state = observations[0]
-    np.testing.assert_array_equal(backend.predict_chunk({"cam_front": frame}, state), backend.predict_chunk(frame, state))
+    by_name = backend.predict_chunk({"cam_front": frame}, state)
+    np.testing.assert_array_equal(by_name, backend.predict_chunk(frame, state))
     with pytest.raises(InputError, match="does not match"):
         backend.predict_chunk(frame[:32], state)
     with pytest.raises(InputError, match="uint8"):

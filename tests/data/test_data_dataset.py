@@ -3,13 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from datahelpers import synthetic_writer
 from torch.utils.data import DataLoader
 
 from edgeact.data.dataset import EpisodeDataset, ImageAugment, split_episodes
 from edgeact.data.episodes import load_episodes
 from edgeact.errors import DataError
-
-from datahelpers import synthetic_writer
 
 torch.set_num_threads(1)
 
@@ -36,7 +35,7 @@ def test_item_layout_and_chunk_padding_at_episode_end(two_episodes):
     item = ds[3]  # episode 0, frame 3 of 5
     img = item[CAM]
     assert img.shape == (3, 24, 32) and img.dtype == torch.float32
-    assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0
+    assert float(img.min()) >= 0.0 and float(img.max()) <= 1.0
     assert item["observation.state"].shape == (2,) and item["action"].shape == (4, 2)
     expect = a0[[3, 4, 4, 4]]  # the last action repeats past the end
     np.testing.assert_allclose(item["action"].numpy(), expect, atol=1e-5)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from datahelpers import make_actions, smooth_frame, synthetic_writer
 
 from edgeact.data.episodes import (
     EpisodeWriter,
@@ -15,8 +16,6 @@ from edgeact.data.episodes import (
     write_episode,
 )
 from edgeact.errors import DataError
-
-from datahelpers import make_actions, smooth_frame, synthetic_writer
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def test_writer_refuses_bad_input(tmp_path):
         with pytest.raises(DataError, match="earlier frames"):
             w.add(smooth_frame(1, size=(10, 10)), [0, 0])
     assert read_episode(tmp_path / "e2").image_size == (24, 32)
-    assert list(p.name for p in tmp_path.iterdir()) == ["e2"]
+    assert [p.name for p in tmp_path.iterdir()] == ["e2"]
 
 
 def _csv(path):
@@ -101,7 +100,8 @@ def _set_cell(path, row, col, value):
 
 CASES = {
     "missing frame": (lambda p: (p / "frames" / "000003.jpg").unlink(), ["episode_000", "000003.jpg"]),
-    "extra csv row": (lambda p: _rewrite_csv(p, lambda l: l + ["8,0.266667,0,0"]), ["length mismatch", "data.csv", "frames"]),
+    "extra csv row": (lambda p: _rewrite_csv(p, lambda rows: rows + ["8,0.266667,0,0"]),
+                      ["length mismatch", "data.csv", "frames"]),
     "extra frame": (
         lambda p: (p / "frames" / "000008.jpg").write_bytes((p / "frames" / "000000.jpg").read_bytes()),
         ["length mismatch", "9 images"],
@@ -111,7 +111,7 @@ CASES = {
     "missing meta": (lambda p: (p / "meta.json").unlink(), ["meta.json", "missing"]),
     "bad meta": (lambda p: (p / "meta.json").write_text('{"fps": 30}'), ["meta.json", "image_size"]),
     "bad header": (
-        lambda p: _rewrite_csv(p, lambda l: ["frame,time,steering,throttle"] + l[1:]),
+        lambda p: _rewrite_csv(p, lambda rows: ["frame,time,steering,throttle"] + rows[1:]),
         ["data.csv", "bad header", "timestamp"],
     ),
     "not a number": (lambda p: _set_cell(p, 1, 3, "fast"), ["data.csv", "line 3", "not a number"]),

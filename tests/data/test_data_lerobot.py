@@ -52,7 +52,8 @@ def build_v3(root, version="v3.0"):
     vdir = root / "videos" / KEY / "chunk-000"
     vdir.mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
-    rows = {k: [] for k in ("episode_index", "frame_index", "timestamp", "index", "task_index", "observation.state", "action")}
+    columns = ("episode_index", "frame_index", "timestamp", "index", "task_index", "observation.state", "action")
+    rows = {k: [] for k in columns}
     writer = cv2.VideoWriter(str(vdir / "file-000.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
     expected = []
     g = 0

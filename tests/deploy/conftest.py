@@ -62,8 +62,9 @@ LogLevel VERBOSE
 MaxStartups 50
 Subsystem sftp /usr/lib/openssh/sftp-server
 """)
-    log = open(folder / "sshd.log", "a")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    with open(folder / "sshd.log", "a") as log:  # sshd keeps its own copy of the descriptor
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

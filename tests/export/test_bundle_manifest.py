@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edgeact import __version__, load_policy
-from edgeact.errors import BackendError
 from edgeact.bundle import MANIFEST_NAME, read_manifest
+from edgeact.errors import BackendError
 
 
 def test_manifest_contents(bundle):

@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeact.export.accuracy import from_errors
-from edgeact.export.calibration import episode_observations, read_episodes
 from edgeact.bundle import read_manifest, sha256_file
 from edgeact.errors import QuantizeError
+from edgeact.export.accuracy import from_errors
+from edgeact.export.calibration import episode_observations, read_episodes
 from edgeact.export.quantize_onnx import quantize_bundle
 
 

@@ -10,9 +10,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeact.export import graph_passes
 from edgeact.errors import ExportError
+from edgeact.export import graph_passes
 from edgeact.export.onnx_export import export_bundle
+
+OPSET17 = [helper.make_opsetid("", 17)]
 
 
 def _session(path_or_bytes):
@@ -157,7 +159,7 @@ def test_fuse_affine_chain_on_a_vector_is_mul_add():
     inits = [numpy_helper.from_array(np.array([0.1, -0.2], np.float32), "mean"),
              numpy_helper.from_array(np.array([0.5, 0.25], np.float32), "std")]
     nodes = [helper.make_node("Sub", ["x", "mean"], ["a"]), helper.make_node("Div", ["a", "std"], ["y"])]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=OPSET17)
     feeds = {"x": np.array([[0.3, 0.7]], np.float32)}
     ref = _run(model, feeds)
     assert graph_passes.fuse_affine_chains(model) == 1
@@ -179,7 +181,7 @@ def test_fold_conv_affine_matches_original():
         helper.make_node("Mul", ["c", "scale"], ["m"]),
         helper.make_node("Add", ["m", "shift"], ["y"]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=OPSET17)
     feeds = {"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32)}
     ref = _run(model, feeds)
     assert graph_passes.fold_conv_affine(model) == 2
@@ -191,8 +193,9 @@ def test_fold_conv_affine_matches_original():
 def test_flatten_concats():
     a, b, c = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2]) for n in "abc")
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])
-    nodes = [helper.make_node("Concat", ["a", "b"], ["ab"], axis=0), helper.make_node("Concat", ["ab", "c"], ["y"], axis=0)]
-    model = helper.make_model(helper.make_graph(nodes, "g", [a, b, c], [y]), opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [helper.make_node("Concat", ["a", "b"], ["ab"], axis=0),
+             helper.make_node("Concat", ["ab", "c"], ["y"], axis=0)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [a, b, c], [y]), opset_imports=OPSET17)
     assert graph_passes.flatten_concats(model) == 1
     assert [list(n.input) for n in model.graph.node] == [["a", "b", "c"]]
 
@@ -224,7 +227,7 @@ def test_fold_scalar_mul_into_projection():
         helper.make_node("Transpose", ["r"], ["t"], perm=[1, 2, 0, 3]),
         helper.make_node("Mul", ["t", "scale"], ["y"]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits), opset_imports=OPSET17)
     feeds = {"x": rng.normal(size=(5, 1, 8)).astype(np.float32)}
     ref = _run(model, feeds)
     assert graph_passes.fold_scalar_mul(model) == 1

@@ -4,7 +4,6 @@ import torch
 from edgeact.model.act import ACTPolicy
 from edgeact.model.backbone import ResNetBackbone
 from edgeact.model.transformer import MultiheadAttention
-
 from factories import tiny_config
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_fakes import ConstantBackend, FailingBackend, RampBackend, SyntheticCamera
 
 from edgeact.runtime import (
     Limits,
@@ -29,8 +30,6 @@ from edgeact.runtime import (
 )
 from edgeact.runtime.cameras import ReplayCamera
 from polling import wait_for
-
-from runtime_fakes import ConstantBackend, FailingBackend, RampBackend, SyntheticCamera
 
 SLACK = 1.5  # seconds added to every "neutral within period + watchdog" bound: a busy CI box stalls
 
@@ -213,22 +212,6 @@ def test_emergency_stop_sigusr1_latches_neutral():
     finally:
         report = rt.stop()
     assert "emergency-stop" in report.fault_kinds and "SIGUSR1" in report.faults[0]["message"]
-
-
-def test_keyboard_emergency_stop_on_a_terminal():
-    from edgeact.runtime.safety import KeyboardEStop
-
-    master, slave = os.openpty()
-    got = []
-    with os.fdopen(slave, "rb", buffering=0) as stream:
-        keys = KeyboardEStop(on_estop=got.append, on_quit=lambda r: got.append("quit"), stream=stream)
-        assert keys.start()
-        try:
-            os.write(master, b"xq ")
-            assert wait_for(lambda: got == ["quit", "key"], 2.0)
-        finally:
-            keys.stop()
-    os.close(master)
 
 
 def test_sync_mode_runs_capture_infer_act_per_tick():

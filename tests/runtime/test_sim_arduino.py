@@ -5,11 +5,11 @@ import time
 import pytest
 import serial
 
-from edgeact.runtime import protocol as P
 from edgeact.errors import ActuatorError
+from edgeact.runtime import protocol as P
 from edgeact.runtime.actuators import NullActuator, SerialActuator, open_actuator
-from polling import wait_for
 from edgeact.runtime.sim_arduino import SimArduino
+from polling import wait_for
 
 
 @pytest.fixture
@@ -104,6 +104,15 @@ def test_serial_loss_and_reconnect(board):
         assert wait_for(lambda: board.outputs == (0.1, 0.1), 2.0)
     finally:
         act.stop()
+
+
+def test_an_old_sketch_is_named_at_connect_not_driven():
+    with SimArduino(realtime=False, protocol_version=None) as old_board:
+        act = SerialActuator(old_board.port, wait_ready_s=1.0)
+        with pytest.raises(ActuatorError, match="old rover_bridge sketch.*edgeact firmware flash"):
+            act.start()
+        assert not act.connected and act.sent == 0
+        assert old_board.drive_commands() == []
 
 
 def test_open_actuator_variants():

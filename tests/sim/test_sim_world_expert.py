@@ -40,7 +40,8 @@ def test_noisy_expert_recovers(track):
 
 def test_labels_are_the_clean_correction_during_perturbations():
     sim = RoverSim("oval", image_size=(24, 32))
-    expert = ExpertDriver(sim.track, noise=ExpertNoise(events_per_second=30.0, steering_jitter=0.0, throttle_jitter=0.0))
+    noise = ExpertNoise(events_per_second=30.0, steering_jitter=0.0, throttle_jitter=0.0)
+    expert = ExpertDriver(sim.track, noise=noise)
     seen = False
     for _ in range(60):
         act = expert.act(sim, DT)

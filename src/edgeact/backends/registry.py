@@ -6,15 +6,17 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edgeact.policy import Backend
 from edgeact.errors import BackendError, CheckpointError
+from edgeact.policy import Backend
 
 # name -> (module, what it runs on); "module:function" names a loader other than ``load``
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("edgeact.backends.torch_backend", "PyTorch fp32, eager (reference)"),
     "onnx": ("edgeact.backends.onnx_backend", "ONNX Runtime fp32 on the CPU (model.onnx)"),
-    "onnx-int8": ("edgeact.backends.onnx_backend:load_int8", "ONNX Runtime static int8 QDQ on the CPU (model.int8.onnx)"),
-    "torch-int8": ("edgeact.backends.torch_int8_backend", "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
+    "onnx-int8": ("edgeact.backends.onnx_backend:load_int8",
+                  "ONNX Runtime static int8 QDQ on the CPU (model.int8.onnx)"),
+    "torch-int8": ("edgeact.backends.torch_int8_backend",
+                   "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
 }
 
 

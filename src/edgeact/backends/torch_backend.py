@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.policy import Frames, PolicySpec
 from edgeact.checkpoint import Checkpoint, build_policy, load_checkpoint, spec_from_checkpoint
+from edgeact.policy import Frames, PolicySpec
 
 
 def predict_with_module(module, spec: PolicySpec, image: Frames, state: np.ndarray) -> np.ndarray:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.policy import Frames
 from edgeact.backends.torch_backend import predict_with_module
 from edgeact.bundle import model_file, read_manifest, spec_from_manifest
 from edgeact.cpu import host_engine
 from edgeact.errors import BackendError
+from edgeact.policy import Frames
 
 
 class TorchInt8Backend:

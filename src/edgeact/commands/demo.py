@@ -20,9 +20,11 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="seconds instead of minutes (the policy will not drive well)")
     defaults = DemoConfig()
     p.add_argument("--steps", type=int, help=f"training steps (default {defaults.train_steps})")
-    p.add_argument("--drive-seconds", type=float, help=f"seconds of driving per backend (default {defaults.drive_seconds:g})")
+    p.add_argument("--drive-seconds", type=float,
+                   help=f"seconds of driving per backend (default {defaults.drive_seconds:g})")
     p.add_argument("--rate", type=float, help=f"control rate in Hz (default {defaults.rate_hz:g})")
-    p.add_argument("--track", choices=["oval", "winding"], help=f"track to record and drive on (default {defaults.track})")
+    p.add_argument("--track", choices=["oval", "winding"],
+                   help=f"track to record and drive on (default {defaults.track})")
     p.set_defaults(func=run)
 
 

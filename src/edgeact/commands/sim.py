@@ -19,14 +19,6 @@ def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     return h, w
 
 
-def _check_track(name: str) -> str:
-    from edgeact.sim.track import track_names
-
-    if name not in track_names():
-        raise ConfigError(f"unknown track {name!r}; use --track with one of: {', '.join(track_names())}")
-    return name
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sim",
@@ -58,7 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Closed-loop evaluation: the policy drives at its own fps in simulated time; every "
         "--replan-every steps it sees the camera frame and the previous command and returns a chunk.",
     )
-    ev.add_argument("--model", required=True, metavar="PATH", help="checkpoint, LeRobot pretrained dir or bundle")
+    ev.add_argument("--model", required=True, metavar="PATH",
+                    help="checkpoint (LeRobot pretrained dir or .pth) or export bundle")
+    ev.add_argument("--config", default=None, metavar="CONFIG.json",
+                    help="config.json for a weights-only .pth checkpoint (default: the one beside it)")
     ev.add_argument("--backend", default="auto", metavar="NAME",
                     help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, "
                     "else its ONNX model; torch for a checkpoint)")
@@ -84,13 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_record(args: argparse.Namespace) -> int:
-    _check_track(args.track)
-    size = parse_size(args.size)
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.seconds <= 0 or args.fps <= 0:
-        raise ConfigError("--seconds and --fps must be positive")
     from edgeact.sim.record import record_episodes
+
+    size = parse_size(args.size)
 
     print(
         f"recording {args.episodes} episode(s) of {args.seconds:g} s at {args.fps:g} fps, {size[0]}x{size[1]}, "
@@ -115,16 +106,14 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    _check_track(args.track)
-    size = parse_size(args.size) if args.size else None
-    if args.seconds <= 0:
-        raise ConfigError("--seconds must be positive")
-    if args.replan_every < 1:
-        raise ConfigError(f"--replan-every must be at least 1, got {args.replan_every}")
     import edgeact
     from edgeact.sim.evaluate import evaluate
+    from edgeact.sim.track import make_track
 
-    backend = edgeact.load_policy(args.model, backend=args.backend)
+    size = parse_size(args.size) if args.size else None
+    make_track(args.track)  # an unknown track fails before the model loads
+    options = {"config_path": args.config} if args.config else {}
+    backend = edgeact.load_policy(args.model, backend=args.backend, **options)
     try:
         result = evaluate(
             backend,
@@ -138,9 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
             progress=lambda msg: print(msg, flush=True),
         )
     finally:
-        close = getattr(backend, "close", None)
-        if close:
-            close()
+        backend.close()
     print(result.summary())
     if args.json:
         print(f"wrote {args.json}")
@@ -150,7 +137,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    _check_track(args.track)
     sizes = [parse_size(s) for s in args.size] if args.size else None
     from edgeact.sim.bench import bench, format_table
 

@@ -45,5 +45,8 @@ __all__ = [
     "write_episode",
     "compute_stats",
     "summarize",
-    *_LAZY,
+    "EpisodeDataset",  # lazily, from _LAZY
+    "ImageAugment",
+    "split_episodes",
+    "import_lerobot",
 ]

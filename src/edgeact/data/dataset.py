@@ -112,7 +112,6 @@ class EpisodeDataset(Dataset):
         lengths = [len(ep) for ep in self.episodes]
         self._ep_index = np.repeat(np.arange(len(self.episodes)), lengths)
         self._frame_index = np.concatenate([np.arange(n) for n in lengths])
-        self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         h, w = self.image_size
         total_mb = len(self._ep_index) * h * w * 3 / 2**20
         if cache == "auto":

@@ -397,10 +397,12 @@ class EpisodeWriter:
                 raise DataError(f"{self.name}: step {i}: this writer has state columns; pass state=")
             state = np.asarray(state, dtype=np.float64).reshape(-1)
             if state.shape != (len(self.state_names),):
-                raise DataError(f"{self.name}: step {i}: state has {state.size} values, expected {len(self.state_names)}")
+                raise DataError(
+                    f"{self.name}: step {i}: state has {state.size} values, expected {len(self.state_names)}")
             _check_range(self.name, "states", state)
             row += state.tolist()
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
             raise DataError(f"{self.name}: could not encode frame {i} as JPEG")
         (self._tmp / "frames" / f"{i:06d}.jpg").write_bytes(buf.tobytes())
@@ -439,7 +441,7 @@ class EpisodeWriter:
         self._closed = True
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def __enter__(self) -> "EpisodeWriter":
+    def __enter__(self) -> EpisodeWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

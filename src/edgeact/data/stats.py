@@ -73,7 +73,8 @@ def image_stats(episodes: Sequence[Episode], max_frames: int = 500) -> dict[str,
         hi = np.maximum(hi, px.max(axis=0))
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 0.0))
-    return {k: v.reshape(3, 1, 1).astype(np.float32) for k, v in (("mean", mean), ("std", std), ("min", lo), ("max", hi))}
+    named = (("mean", mean), ("std", std), ("min", lo), ("max", hi))
+    return {k: v.reshape(3, 1, 1).astype(np.float32) for k, v in named}
 
 
 def compute_stats(
@@ -106,7 +107,8 @@ def summarize(root: str | os.PathLike | Sequence[Episode]) -> dict[str, Any]:
     per_action = {}
     for i, name in enumerate(ACTION_NAMES):
         a = actions[:, i].astype(np.float64)
-        per_action[name] = {"min": float(a.min()), "mean": float(a.mean()), "max": float(a.max()), "std": float(a.std())}
+        per_action[name] = {"min": float(a.min()), "mean": float(a.mean()), "max": float(a.max()),
+                            "std": float(a.std())}
     return {
         "root": str(root) if isinstance(root, (str, os.PathLike)) else None,
         "episodes": len(episodes),

@@ -85,9 +85,9 @@ class SetupReport:
 
 def source_tree() -> Path | None:
     """The checkout edgeact runs from (an editable install), if any."""
-    import edgeact
+    from edgeact import version
 
-    root = Path(edgeact.__file__).resolve().parents[2]
+    root = Path(version.__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() else None
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from edgeact import __version__
 from edgeact.deploy import remote
 from edgeact.deploy.remote import RemoteInfo
 from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
+from edgeact.version import __version__
 
 UNIT_NAME = "edgeact.service"
 # systemd >= 254 grows the restart delay (RestartSteps); older ones restart every RestartSec.

@@ -28,12 +28,13 @@ def smoke_check(bundle: str | Path, backend: str = "auto") -> dict[str, Any]:
     """Load ``bundle``, run one warm-up and one timed chunk on a synthetic frame; raise on a bad output."""
     import numpy as np
 
-    import edgeact
+    from edgeact.backends.registry import load_backend
     from edgeact.cpu import inference_threads
     from edgeact.errors import BackendError
+    from edgeact.version import __version__
 
     t0 = time.perf_counter()
-    policy = edgeact.load_policy(str(bundle), backend=backend, threads=inference_threads())
+    policy = load_backend(str(bundle), backend, threads=inference_threads())
     load_ms = (time.perf_counter() - t0) * 1e3
     try:
         spec = policy.spec
@@ -50,7 +51,7 @@ def smoke_check(bundle: str | Path, backend: str = "auto") -> dict[str, Any]:
         raise BackendError(f"{bundle}: the {policy.name} model gave a chunk of shape {tuple(chunk.shape)} "
                            f"(expected {expected}) or with NaN/inf values; re-export the bundle")
     return {"backend": policy.name, "load_ms": round(load_ms, 1), "latency_ms": round(latency_ms, 2),
-            "chunk": list(expected), "image_size": list(spec.image_size), "edgeact_version": edgeact.__version__}
+            "chunk": list(expected), "image_size": list(spec.image_size), "edgeact_version": __version__}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeactError as err:
         print(json.dumps({"error": str(err)}))
         return 2
-    except Exception as err:  # a model that crashes the runtime is exactly what this check is for
+    except Exception as err:  # noqa: BLE001 - a model that crashes the runtime is what this check is for
         print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
         return 2
     print(json.dumps(result))

@@ -7,8 +7,8 @@ data's (``action`` min/max stats); without those, 4 standard deviations stand in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -73,7 +73,8 @@ def compare(
     span, span_source = action_range(manifest_policy)
     errors = []
     for frames, state in observations:
-        errors.append(np.abs(np.asarray(candidate(frames, state), np.float64) - np.asarray(reference(frames, state), np.float64)))
+        got = np.asarray(candidate(frames, state), np.float64)
+        errors.append(np.abs(got - np.asarray(reference(frames, state), np.float64)))
     return from_errors(np.stack(errors), span, manifest_policy, len(observations), observations.source, span_source)
 
 

@@ -12,9 +12,9 @@ Without episodes, synthetic road-like frames stand in (``source`` says which).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -62,7 +62,8 @@ def synthetic_frames(n: int, image_size: tuple[int, int], seed: int = 0) -> np.n
         road = np.abs(xx - centre) < half_width
         edge = np.abs(np.abs(xx - centre) - half_width) < (0.004 + 0.01 * depth)
         img = np.where((yy < horizon)[..., None], sky, ground)
-        img = np.where((road & (yy >= horizon))[..., None], np.array([0.35, 0.35, 0.38]) * (0.8 + 0.4 * depth[..., None]), img)
+        asphalt = np.array([0.35, 0.35, 0.38]) * (0.8 + 0.4 * depth[..., None])
+        img = np.where((road & (yy >= horizon))[..., None], asphalt, img)
         img = np.where((edge & (yy >= horizon))[..., None], np.array([0.95, 0.95, 0.9]), img)
         img = img + rng.normal(0, 0.03, img.shape)
         frames[i] = np.clip(img * 255, 0, 255).astype(np.uint8)

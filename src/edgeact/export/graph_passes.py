@@ -135,7 +135,7 @@ def fold_constant_nodes(model: onnx.ModelProto) -> int:
         )
         try:
             results = ReferenceEvaluator(sub).run(None, values)
-        except Exception:  # an op the reference evaluator lacks: leave it to the runtime
+        except Exception:  # noqa: BLE001 - an op the reference evaluator lacks: leave it to the runtime
             continue
         model.graph.node.remove(node)
         for name, value in zip(outputs, results):
@@ -197,7 +197,8 @@ def fold_conv_affine(model: onnx.ModelProto) -> int:
                 if tuple(dims) != (n_out,) + (1,) * spatial:
                     continue  # not one value per output channel
                 vec = c.reshape(-1).astype(np.float64)
-            bias = g.const(conv.input[2]).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else np.zeros(n_out)
+            has_bias = len(conv.input) > 2 and conv.input[2]
+            bias = g.const(conv.input[2]).astype(np.float64) if has_bias else np.zeros(n_out)
             if nxt.op_type == "Mul":
                 weight = (weight.astype(np.float64) * vec.reshape(-1, *([1] * (weight.ndim - 1)))).astype(weight.dtype)
                 bias = bias * vec

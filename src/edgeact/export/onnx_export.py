@@ -24,16 +24,17 @@ import io
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from edgeact import fileio
+from edgeact.bundle import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
 from edgeact.errors import ExportError
 from edgeact.export.graph_passes import GraphSummary, clean_graph, summarize
-from edgeact.bundle import MANIFEST_NAME, ONNX_FP32_NAME, new_manifest, write_manifest
-from edgeact import fileio
 from edgeact.fileio import atomic_write_bytes, atomic_write_json
 
 DEFAULT_OPSET = 17
@@ -127,9 +128,9 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
 
 def ort_session(model: bytes | str | Path, threads: int | None = None):
     """An ONNX Runtime CPU session with the latency settings of the onnx backend."""
-    from edgeact.cpu import session_options
-
     import onnxruntime as ort
+
+    from edgeact.cpu import session_options
 
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
@@ -161,17 +162,6 @@ def parity(model, session, observations, input_names: list[str]) -> float:
         got = session.run(None, feeds(input_names, frames, state))[0][0]
         worst = max(worst, float(np.max(np.abs(got - ref))))
     return worst
-
-
-def count_gflops(model, spec) -> float:
-    """FLOPs of one forward pass (multiply-add = 2), counted by torch's FlopCounterMode."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(*example_inputs(spec))
-    return counter.get_total_flops() / 1e9
 
 
 def policy_block(checkpoint, spec) -> dict[str, Any]:
@@ -237,12 +227,11 @@ def export_bundle(
     ``frames``: an episodes directory for the parity check (else synthetic frames).
     Raises ExportError when the ONNX model differs from PyTorch by more than ``tolerance``.
     """
-    import torch
 
-    from edgeact.checkpoint import spec_from_checkpoint
-    from edgeact.checkpoint import build_policy, load_checkpoint
+    from edgeact.checkpoint import build_policy, load_checkpoint, spec_from_checkpoint
     from edgeact.export.calibration import observations_for
     from edgeact.model.inference import InferenceModel
+    from edgeact.model.profile import count_gflops
 
     out = Path(out)
     _check_replaceable(out)
@@ -251,7 +240,8 @@ def export_bundle(
     policy = build_policy(checkpoint)
     model = InferenceModel(policy, checkpoint.stats).eval()
     log(f"exporting {checkpoint.source} ({checkpoint.config.vision_backbone}, dim_model {checkpoint.config.dim_model}, "
-        f"image {spec.image_size[0]}x{spec.image_size[1]}, chunk {spec.chunk_size}) with the {exporter} exporter, opset {opset}")
+        f"image {spec.image_size[0]}x{spec.image_size[1]}, chunk {spec.chunk_size}) with the {exporter} exporter, "
+        f"opset {opset}")
     proto, passes = export_onnx_model(model, spec, opset, exporter)
     summary = summarize(proto)
     data = proto.SerializeToString()
@@ -267,8 +257,7 @@ def export_bundle(
             f"the ONNX model differs from PyTorch by {diff:.3g} (> {tolerance:g}); nothing was written. "
             "Report this with the checkpoint's config.json"
         )
-    with torch.inference_mode():
-        gflops = count_gflops(model, spec)
+    gflops = count_gflops(model, list(example_inputs(spec)))
 
     manifest = new_manifest(policy_block(checkpoint, spec), *io_block(spec), source=str(checkpoint.source))
     manifest["policy"]["gflops"] = round(gflops, 4)
@@ -305,7 +294,12 @@ def _parent(out: Path) -> Path:
 def _write_checkpoint_files(checkpoint, policy, folder: Path, copy: bool) -> None:
     """The LeRobot pretrained files: copied as they are when the checkpoint is such a directory."""
     from edgeact.checkpoint import (
-        CONFIG_NAME, META_NAME, POSTPROCESSOR_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, save_pretrained,
+        CONFIG_NAME,
+        META_NAME,
+        POSTPROCESSOR_NAME,
+        PREPROCESSOR_NAME,
+        WEIGHTS_NAME,
+        save_pretrained,
     )
 
     source = Path(checkpoint.source)

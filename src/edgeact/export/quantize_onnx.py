@@ -29,16 +29,17 @@ import inspect
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 
+from edgeact.bundle import ONNX_INT8_NAME, model_file, read_manifest, write_manifest
 from edgeact.errors import ConfigError, QuantizeError
 from edgeact.export.accuracy import ActionError, compare
 from edgeact.export.calibration import Observations, observations_for
-from edgeact.bundle import ONNX_INT8_NAME, model_file, read_manifest, write_manifest
 
 TARGETS = {
     "pi5": {"activation": "int8", "weight": "int8", "label": "S8S8",
@@ -102,7 +103,7 @@ def _bundle_stats(bundle: Path) -> dict:
         from edgeact.checkpoint import read_processor_stats
 
         return read_processor_stats(bundle)
-    except Exception:  # stats only steer the synthetic states; the manifest holds what matters
+    except Exception:  # noqa: BLE001 - stats only steer the synthetic states; the manifest holds what matters
         return {}
 
 
@@ -210,7 +211,7 @@ def _quantize(src: Path, dst: Path, reader, target: str, method: str, cache: Pat
             reader = None
     if reader is not None and hasattr(reader, "rewind"):
         reader.rewind()
-    extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    extra: dict[str, Any] = {"ActivationSymmetric": False, "WeightSymmetric": True}
     if reader is not None and len(reader) > 8:
         # collect in strides: every intermediate tensor of every frame is held until a stride ends
         extra["CalibStridedMinMax"] = max(d for d in range(1, 9) if len(reader) % d == 0)
@@ -367,13 +368,19 @@ def _quantize_bundle(bundle, calib, frames, heldout, target, keep_float, auto_ke
                           calib_obs.source, seconds, entry)
 
 
+def _runner(session, input_names: list[str]) -> Callable[[list[np.ndarray], np.ndarray], np.ndarray]:
+    """(frames, state) -> the session's action chunk."""
+    from edgeact.export.onnx_export import feeds
+
+    return lambda frames, state: session.run(None, feeds(input_names, frames, state))[0][0]
+
+
 def _sensitivity(src, fp32, reader, target, method, cache, calib_obs, n_frames, input_names, policy, run_fp32,
                  tmp_dir: Path, log, among: set[str] | None = None) -> list[tuple[str, float]]:
     """Per-layer error: quantize one Conv/MatMul/Gemm at a time; worst mean action error first."""
     import onnxruntime as ort
 
     from edgeact.cpu import session_options
-    from edgeact.export.onnx_export import feeds
 
     candidates = [n.name for n in fp32.graph.node
                   if n.op_type in SENSITIVE_OP_TYPES and (among is None or n.name in among)]
@@ -388,7 +395,7 @@ def _sensitivity(src, fp32, reader, target, method, cache, calib_obs, n_frames, 
     for k, name in enumerate(candidates):
         _quantize(src, one, reader, target, method, cache, nodes_to_quantize=[name])
         session = ort.InferenceSession(str(one), session_options(), providers=["CPUExecutionProvider"])
-        err = compare(run_fp32, lambda f, s: session.run(None, feeds(input_names, f, s))[0][0], probe, policy)
+        err = compare(run_fp32, _runner(session, input_names), probe, policy)
         scores.append((name, float(np.mean(err.mean_pct))))
         if (k + 1) % 10 == 0 or k + 1 == len(candidates):
             log(f"    {k + 1}/{len(candidates)} layers ({time.perf_counter() - t0:.0f} s)")

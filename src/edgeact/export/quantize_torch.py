@@ -34,16 +34,16 @@ import io
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from edgeact.export.accuracy import ActionError, compare
-from edgeact.export.calibration import observations_for
 from edgeact.bundle import TORCH_INT8_NAME, read_manifest, write_manifest
 from edgeact.cpu import host_engine
+from edgeact.export.accuracy import ActionError, compare
+from edgeact.export.calibration import observations_for
 from edgeact.export.quantize_onnx import resolve_target
 
 

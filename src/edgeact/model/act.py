@@ -69,7 +69,7 @@ class ACT(nn.Module):
 
         images: one (B, 3, H, W) tensor per camera; state: (B, state_dim).
         """
-        batch = images[0].shape[0] if images else env_state.shape[0]  # type: ignore[union-attr]
+        batch = images[0].shape[0] if images else env_state.shape[0]
         vae_params = None
         if self.config.use_vae and self.training and actions is not None:
             latent, vae_params = self._encode_latent(state, actions, action_is_pad)

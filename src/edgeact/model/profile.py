@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from edgeact.model.act import ACTPolicy
@@ -11,14 +9,8 @@ from edgeact.model.act import ACTPolicy
 TRAINING_ONLY_PREFIXES = ("model.vae_encoder",)
 
 
-@dataclass(frozen=True)
-class ModelProfile:
-    params_total: int
-    params_inference: int  # without the CVAE encoder, which inference skips
-    gflops: float  # per predict_chunk at the config's input size (1 FLOP = 1 multiply or add)
-
-
 def count_params(policy: ACTPolicy) -> tuple[int, int]:
+    """(all parameters, those inference uses: without the training-only CVAE encoder)."""
     total = inference = 0
     for name, p in policy.named_parameters():
         total += p.numel()
@@ -28,7 +20,8 @@ def count_params(policy: ACTPolicy) -> tuple[int, int]:
 
 
 def count_gflops(model: torch.nn.Module, inputs: list[torch.Tensor]) -> float:
-    """FLOPs of one forward pass, counted by PyTorch's dispatcher (matmuls and convolutions)."""
+    """GFLOPs of one forward pass (a multiply-add counts 2), counted by PyTorch's dispatcher
+    (matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -47,8 +40,3 @@ def dummy_inputs(policy: ACTPolicy) -> list[torch.Tensor]:
     if config.env_state_feature:
         inputs.append(torch.zeros(1, config.env_state_feature.shape[0]))
     return inputs
-
-
-def profile(policy: ACTPolicy, inference_model: torch.nn.Module) -> ModelProfile:
-    total, inference = count_params(policy)
-    return ModelProfile(total, inference, count_gflops(inference_model, dummy_inputs(policy)))

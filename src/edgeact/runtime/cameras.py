@@ -76,7 +76,7 @@ class ThreadedCamera:
         self._thread = None
         try:
             self._close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("closing camera %s", self.name)
 
     def __enter__(self) -> ThreadedCamera:
@@ -118,7 +118,7 @@ class ThreadedCamera:
         if self.on_frame is not None:
             try:
                 self.on_frame(frame)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("camera frame hook failed")
 
     def _run(self) -> None:
@@ -174,7 +174,7 @@ class OpenCVCamera(ThreadedCamera):
         self.loop = loop
         super().__init__(fps=None, **kw)
         self.name = f"opencv:{source}"
-        self._cap = None
+        self._cap: Any = None  # cv2.VideoCapture once open
 
     def _open(self) -> None:
         import cv2
@@ -224,11 +224,11 @@ class Picamera2Camera(ThreadedCamera):
         self.size = size  # (W, H)
         self.request_fps = fps
         self.name = f"picamera2:{index}"
-        self._cam = None
+        self._cam: Any = None  # picamera2.Picamera2 once open
 
     def _open(self) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as err:
             raise CameraError(
                 "picamera2 is not installed. On Raspberry Pi OS: `sudo apt install python3-picamera2`, and create "

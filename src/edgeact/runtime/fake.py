@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from edgeact.policy import PolicySpec
 from edgeact.errors import ConfigError
+from edgeact.policy import PolicySpec
 
 DEFAULT_SPEC = PolicySpec(camera_names=("cam_front",), image_size=(360, 640), state_dim=2, action_dim=2,
                           chunk_size=100, fps=30.0)
@@ -71,7 +71,7 @@ class FakePolicy:
         pass
 
 
-def parse_fake(spec: str, image_size: tuple[int, int] | None = None) -> FakePolicy:
+def parse_fake(spec: str) -> FakePolicy:
     """``fake``, ``fake:40`` (ms), ``fake:40:0.75`` (ms, busy fraction)."""
     parts = spec.split(":")
     try:
@@ -79,8 +79,4 @@ def parse_fake(spec: str, image_size: tuple[int, int] | None = None) -> FakePoli
         busy = float(parts[2]) if len(parts) > 2 and parts[2] else 0.75
     except ValueError as err:
         raise ConfigError(f"fake model spec {spec!r}: use fake[:LATENCY_MS[:BUSY_FRACTION]]") from err
-    pspec = DEFAULT_SPEC
-    if image_size is not None:
-        pspec = PolicySpec(camera_names=("cam_front",), image_size=tuple(image_size), state_dim=2, action_dim=2,
-                           chunk_size=100, fps=30.0)
-    return FakePolicy(pspec, latency_s=latency_ms / 1e3, busy=busy)
+    return FakePolicy(DEFAULT_SPEC, latency_s=latency_ms / 1e3, busy=busy)

@@ -191,7 +191,7 @@ class Runtime:
         self._t_end = self._t_end or time.monotonic()
         try:
             self.actuator.neutral()
-        except Exception:  # noqa: BLE001 - stopping goes on whatever the port does
+        except Exception:
             log.exception("neutral at stop")
         self.source.stop()
         for part in (self.camera, self.actuator):  # the actuator's stop sends neutral again, then closes
@@ -262,7 +262,7 @@ class Runtime:
                 if tick.missed:
                     self._report_lag(tick)
                 self._tick(tick)
-        except BaseException as err:
+        except BaseException as err:  # noqa: BLE001 - neutral first, then re-raised
             self.request_stop(f"control loop error: {type(err).__name__}: {err}", StopKind.FAULT)
             try:
                 self.actuator.neutral()
@@ -272,7 +272,7 @@ class Runtime:
             self._t_end = time.monotonic()
             try:
                 self.actuator.neutral()  # first thing after the loop, whatever ended it
-            except Exception:  # noqa: BLE001 - the run is ending anyway; the watchdog is the backstop
+            except Exception:
                 log.exception("neutral after the control loop")
             if realtime:
                 restore_normal_priority()  # run() uses the caller's thread: give it back as it was
@@ -371,7 +371,7 @@ class Runtime:
 def _stop_part(part: Camera | Actuator) -> None:
     try:
         part.stop()
-    except Exception:  # noqa: BLE001 - every part gets its stop whatever another one does
+    except Exception:
         log.exception("stopping %s", part)
 
 

@@ -93,7 +93,7 @@ class ChunkScheduler:
     (None: the horizon alone). ``ensemble_coeff``: None for no ensembling.
     """
 
-    max_age_s: float | None = 0.5
+    max_age_s: float | None = None  # the runtime passes SafetyConfig.max_chunk_age_s
     ensemble_coeff: float | None = None
     _chunks: list[Chunk] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -53,7 +53,7 @@ class StopKind(str, Enum):
         return self is not StopKind.FAULT
 
 
-def stats_ms(values_s, scale: float = 1e3) -> dict:
+def stats_ms(values_s: Sequence[float] | np.ndarray, scale: float = 1e3) -> dict[str, Any]:
     """{n, mean, p50, p99, max} of seconds, in milliseconds (``scale``)."""
     a = np.asarray(values_s, dtype=np.float64)
     a = a[np.isfinite(a)]
@@ -72,7 +72,7 @@ class Telemetry:
         self._clock = clock
         self.t0 = clock()
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[dict | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._file: IO[str] | None = None
         # tick columns: packed doubles/bytes (~60 bytes a tick, ~22 MB an hour at 100 Hz)
@@ -84,8 +84,9 @@ class Telemetry:
         self.tick_throttle = array("d")
         self.tick_neutral = array("b")
         self.tick_chunk_age = array("d")
-        self.stages: dict[str, tuple[array, array]] = {s: (array("d"), array("d")) for s in STAGES}  # (t, seconds)
-        self.events: list[dict] = []
+        # stage name -> (times, seconds)
+        self.stages: dict[str, tuple[array[float], array[float]]] = {s: (array("d"), array("d")) for s in STAGES}
+        self.events: list[dict[str, Any]] = []
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Telemetry:
         if self._writer is not None:
             self._queue.put(rec)
 
-    def write(self, record: dict) -> None:
+    def write(self, record: dict[str, Any]) -> None:
         """Write a record to the file only (e.g. the summary)."""
         if self._writer is not None:
             self._queue.put(record)
@@ -221,11 +222,11 @@ class Telemetry:
         )
 
 
-def _r(v: float, nd: int = 3):
+def _r(v: float | None, nd: int = 3) -> float | None:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), nd)
 
 
-def _json_default(o: Any):
+def _json_default(o: Any) -> Any:
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -268,33 +269,34 @@ class RunReport:
     ticks: int
     missed_deadlines: int
     skipped_slots: int
-    jitter_ms: dict  # |actual period − nominal|: n, mean, p50, p99, max
-    period_ms: dict
-    stages_ms: dict  # capture, frame_age, preprocess, inference, control
-    chunk_age_ms: dict  # at use, driving ticks only
+    jitter_ms: dict[str, Any]  # |actual period − nominal|: n, mean, p50, p99, max
+    period_ms: dict[str, Any]
+    stages_ms: dict[str, Any]  # capture, frame_age, preprocess, inference, control
+    chunk_age_ms: dict[str, Any]  # at use, driving ticks only
     chunks: int
     inference_errors: int
     neutral_ticks: int
-    actuator: dict
-    faults: list[dict]
+    actuator: dict[str, Any]
+    faults: list[dict[str, Any]]
     stop_reason: str
     stop_kind: StopKind
     neutral_at_exit: bool
-    arduino: dict | None = None  # the simulated Arduino's view: inter-arrival, FAILSAFE
-    sim: dict | None = None  # the simulated rover: laps, off-track events
+    arduino: dict[str, Any] | None = None  # the simulated Arduino's view: inter-arrival, FAILSAFE
+    sim: dict[str, Any] | None = None  # the simulated rover: laps, off-track events
     telemetry_path: str | None = None
     plot_path: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fault_kinds(self) -> list[str]:
         return [f["kind"] for f in self.faults]
 
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=_json_default))
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_json_default))
+        return out
 
     def format_table(self) -> str:
-        def row(name: str, d: dict, unit: str = "ms") -> str:
+        def row(name: str, d: dict[str, Any], unit: str = "ms") -> str:
             if not d or not d.get("n"):
                 return f"  {name:<24} {'-':>8} {'-':>8} {'-':>8} {'-':>8} {0:>7}"
             return (f"  {name:<24} {d['mean']:>8.2f} {d['p50']:>8.2f} {d['p99']:>8.2f} {d['max']:>8.2f} "

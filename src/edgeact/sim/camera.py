@@ -81,7 +81,7 @@ class SimCamera(ThreadedCamera):
                 wait = min(next_step, next_frame) - time.monotonic()
                 if wait > 0:
                     self._stop.wait(wait)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # noqa: BLE001 - the runtime reports it as a camera fault
             self.error = f"{type(err).__name__}: {err}"
             log.error("sim camera failed: %s", self.error)
         finally:

@@ -102,9 +102,9 @@ def evaluate(
         )
     replan_every = int(replan_every)
     if not 1 <= replan_every <= spec.chunk_size:
-        raise ConfigError(f"replan_every must be between 1 and the chunk size {spec.chunk_size}, got {replan_every}")
+        raise ConfigError(f"--replan-every must be between 1 and the chunk size {spec.chunk_size}, got {replan_every}")
     if not seconds > 0:
-        raise ConfigError(f"seconds must be > 0, got {seconds}")
+        raise ConfigError(f"--seconds must be positive, got {seconds}")
     fps = float(spec.fps) if spec.fps and spec.fps > 0 else 30.0
     size = tuple(render_size) if render_size else tuple(spec.image_size)
     sim = RoverSim(track, image_size=size, seed=seed, randomize=randomize)

@@ -35,7 +35,7 @@ class ExpertNoise:
     throttle_jitter: float = 0.03  # std of per-step noise on executed throttle
 
     @classmethod
-    def off(cls) -> "ExpertNoise":
+    def off(cls) -> ExpertNoise:
         return cls(events_per_second=0.0, steering_jitter=0.0, throttle_jitter=0.0)
 
 
@@ -99,10 +99,10 @@ class ExpertDriver:
         label = np.array([steer, thr], dtype=np.float32)
         n = self.noise
         cmd_s, cmd_t = steer, thr
-        if self._perturb_left <= 0 and n.events_per_second > 0:
-            if self.rng.random() < 1.0 - math.exp(-n.events_per_second * dt):
-                self._perturb_left = self.rng.uniform(*n.duration_s)
-                self._perturb_offset = self.rng.uniform(*n.steering_offset) * self.rng.choice([-1.0, 1.0])
+        idle = self._perturb_left <= 0 and n.events_per_second > 0
+        if idle and self.rng.random() < 1.0 - math.exp(-n.events_per_second * dt):  # draws only when idle
+            self._perturb_left = self.rng.uniform(*n.duration_s)
+            self._perturb_offset = self.rng.uniform(*n.steering_offset) * self.rng.choice([-1.0, 1.0])
         perturbed = self._perturb_left > 0
         if perturbed:
             cmd_s += self._perturb_offset

@@ -70,9 +70,9 @@ def record_episodes(
 ) -> list[RecordedEpisode]:
     """Record ``episodes`` episodes of ``seconds`` each into ``out``; returns what was written."""
     if episodes < 1:
-        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
     if not (fps > 0) or not (seconds > 0):
-        raise ConfigError(f"fps and seconds must be > 0 (got fps={fps}, seconds={seconds})")
+        raise ConfigError(f"--fps and --seconds must be positive (got fps={fps}, seconds={seconds})")
     out = Path(out)
     image_size = (int(image_size[0]), int(image_size[1]))
     _check_existing(out, fps, image_size)

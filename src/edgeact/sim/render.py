@@ -26,7 +26,6 @@ import numpy as np
 
 from edgeact.sim.track import Track
 
-
 REFERENCE_ASPECT = 16 / 9  # width / height of the frame hfov_deg refers to
 
 
@@ -74,7 +73,7 @@ class Appearance:
     camera: Camera = field(default_factory=Camera)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "Appearance":
+    def sample(cls, rng: np.random.Generator) -> Appearance:
         """A random but plausible look; a different seed gives a visibly different world."""
 
         def jitter(base, spread):
@@ -219,7 +218,8 @@ def build_texture(raster: _TrackRaster, app: Appearance, rng: np.random.Generato
             c = raster.to_px(np.array([[s[0], s[1]]]))[0]
             c = c + rng.normal(0, half / res / 2, 2)
             axes = (int(rng.uniform(0.05, 0.4) / res) + 1, int(rng.uniform(0.05, 0.25) / res) + 1)
-            cv2.ellipse(stain, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.1, 0.35)), -1)
+            angle, value = float(rng.uniform(0, 180)), float(rng.uniform(0.1, 0.35))
+            cv2.ellipse(stain, (int(c[0]), int(c[1])), axes, angle, 0, 360, value, -1)
         stain = cv2.GaussianBlur(stain, (0, 0), 3)
         road *= (1 - stain)[..., None]
     road_w = _smoothstep(half + res, half - res, dist)[..., None]
@@ -262,7 +262,8 @@ def build_texture(raster: _TrackRaster, app: Appearance, rng: np.random.Generato
             s = track.point_at(rng.uniform(0, track.length))
             c = raster.to_px(np.array([[s[0], s[1]]]))[0] + rng.normal(0, 1.0 / res, 2)
             axes = (int(rng.uniform(0.3, 1.5) / res) + 1, int(rng.uniform(0.2, 0.8) / res) + 1)
-            cv2.ellipse(shade, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.2, 0.45)), -1)
+            angle, value = float(rng.uniform(0, 180)), float(rng.uniform(0.2, 0.45))
+            cv2.ellipse(shade, (int(c[0]), int(c[1])), axes, angle, 0, 360, value, -1)
         shade = cv2.GaussianBlur(shade, (0, 0), max(1.0, 0.08 / res))
         img *= (1 - shade)[..., None]
     # texel noise, then lighting

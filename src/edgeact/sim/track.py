@@ -61,7 +61,7 @@ class Track:
     @classmethod
     def from_points(
         cls, name: str, points: np.ndarray, width: float = DEFAULT_ROAD_WIDTH_M, spacing: float = _SPACING_M
-    ) -> "Track":
+    ) -> Track:
         """Resample a closed polyline (any spacing, not repeating its first point) uniformly."""
         pts = np.asarray(points, dtype=np.float64)
         closed = np.vstack([pts, pts[:1]])
@@ -157,7 +157,8 @@ def _oval(width: float) -> Track:
 
 
 def _winding(width: float) -> Track:
-    """A smooth curvy loop (radius modulated by a few harmonics), left and right bends, tightest radius ~1.8 m, ~55 m a lap."""
+    """A smooth curvy loop (radius modulated by a few harmonics), left and right bends, tightest radius
+    ~1.8 m, ~55 m a lap."""
     th = np.linspace(0.0, 2 * math.pi, 4000, endpoint=False)
     r = 8.0 + 1.5 * np.sin(3 * th + 0.4) + 0.3 * np.cos(5 * th) + 0.5 * np.sin(2 * th)
     x = r * np.cos(th) * 1.1
@@ -177,7 +178,7 @@ def make_track(name: str, width: float = DEFAULT_ROAD_WIDTH_M) -> Track:
     try:
         builder = TRACKS[name]
     except KeyError:
-        raise ConfigError(f"unknown track {name!r}; choose one of: {', '.join(TRACKS)}") from None
+        raise ConfigError(f"unknown track {name!r}; use --track with one of: {', '.join(TRACKS)}") from None
     return builder(width)
 
 

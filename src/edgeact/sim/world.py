@@ -104,7 +104,9 @@ class RoverSim:
 
     @property
     def appearance(self) -> Appearance:
-        return self.renderer.appearance
+        appearance = self.renderer.appearance
+        assert appearance is not None  # .renderer sets it
+        return appearance
 
     def render(self, out: np.ndarray | None = None) -> np.ndarray:
         """The rover's front camera: HxWx3 uint8 RGB."""
