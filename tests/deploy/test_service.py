@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 
 import pytest
@@ -23,6 +24,18 @@ def test_unit_has_the_safe_defaults():
         assert line in unit.splitlines()
     assert "RestartSteps" not in unit  # systemd 252 (bookworm) does not know it
     assert "RestartSteps=5" in render_unit("/home/pi/edgeact", "pi", ServiceConfig(), systemd_version=256)
+
+
+def test_exec_start_is_a_valid_edgeact_run_command():
+    from edgeact.cli import build_parser
+
+    unit = render_unit("/home/pi/my rover", "pi", ServiceConfig(actuator="/dev/ttyACM0"))
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv[0] == "/home/pi/my rover/venv/bin/edgeact"
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.model, args.actuator, args.max_throttle, args.no_keys) == \
+        ("run", "/home/pi/my rover/current", "/dev/ttyACM0", 0.5, True)
 
 
 def test_exec_start_quoting():
