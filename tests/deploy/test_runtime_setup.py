@@ -67,3 +67,27 @@ def test_hailort_on_the_pi_is_found(tmp_path):
     out = subprocess.run(["sh", "-c", CHECK, "edgeact", str(tmp_path)], env={**env, "PATH": "/usr/bin:/bin"},
                          capture_output=True, text=True)
     assert "hailo=no" in out.stdout.splitlines()
+
+
+def test_the_wheel_holds_exactly_the_source_tree(tmp_path):
+    import shutil
+
+    from edgeact.deploy.runtime_setup import build_wheel, source_tree
+
+    root = source_tree()
+    assert root is not None, "the tests run from an editable install"
+    had_build = (root / "build").exists()
+    stale = root / "build" / "lib" / "edgeact" / "stale_module.py"  # what an old build leaves behind
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
+    try:
+        wheel = build_wheel(tmp_path, log=lambda _: None)
+    finally:
+        stale.unlink()
+        if not had_build:
+            shutil.rmtree(root / "build")
+    with zipfile.ZipFile(wheel) as zf:
+        modules = {n for n in zf.namelist() if n.startswith("edgeact/") and n.endswith(".py")}
+        assert "edgeact/deploy/templates/edgeact.service" in zf.namelist()
+    expected = {str(p.relative_to(root / "src")) for p in (root / "src" / "edgeact").rglob("*.py")}
+    assert modules == expected

@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,7 +100,14 @@ def build_wheel(out_dir: Path, log: Callable[[str], None] = print) -> Path:
                           "editable install: pass --wheel edgeact-*.whl")
     log(f"building the edgeact wheel from {root}")
     with tempfile.TemporaryDirectory(prefix="edgeact-wheel-build-") as build:
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(root)]
+        # From a clean copy: setuptools never empties a checkout's build/, so modules deleted
+        # since an earlier build would ship in the wheel (and no build/ is left in the checkout).
+        source = Path(build) / "source"
+        shutil.copytree(root / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (root / name).is_file():
+                shutil.copy2(root / name, source / name)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
         if _has_setuptools():
             cmd.insert(4, "--no-build-isolation")  # no download of setuptools for every build
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=build)
