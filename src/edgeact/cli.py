@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "hailo",
     "bench",
     "deploy",
+    "doctor",
     "demo",
     "firmware",
 )

@@ -47,3 +47,7 @@ class QuantizeError(EdgeactError):
 
 class ToolchainError(EdgeactError):
     """An external build or flash tool (avr-gcc, the Arduino core, avrdude) is missing or failed."""
+
+
+class DeployError(EdgeactError):
+    """The Pi could not be reached, or refused or failed a deploy step."""
