@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# System packages the test suite drives for real: an OpenSSH server (deploy), headless
-# Chromium + its driver (drive page), avr-gcc, the Arduino AVR core and simavr (firmware).
+# System packages the test suite drives for real: an OpenSSH server, rsync and
+# systemd-analyze (deploy), headless Chromium + its driver (drive page), avr-gcc, the
+# Arduino AVR core and simavr (firmware: the tests build the sketch and a host-side harness
+# on libsimavr with make and gcc).
 # Installs only what is missing, so a second run is quick; needs root or sudo.
 set -euo pipefail
 
 PACKAGES=(
-    openssh-server openssh-client rsync
+    openssh-server openssh-client rsync systemd
     chromium chromium-driver
     gcc-avr binutils-avr avr-libc arduino-core-avr avrdude
-    simavr libsimavr-dev libelf-dev pkg-config
+    simavr libsimavr-dev libelf-dev pkg-config make gcc libc6-dev
 )
 
 missing=()

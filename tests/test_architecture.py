@@ -23,9 +23,9 @@ ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 # docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
 LAYERS = [
     {"cli", "commands"},
-    {"demo", "bench", "train_bench"},
+    {"demo", "bench", "hailo", "teleop", "deploy", "train_bench"},
     {"drive"},
-    {ROOT, "export", "sim", "train", "inspection", "deploy"},
+    {ROOT, "export", "sim", "train", "inspection", "doctor", "firmware"},
     {"backends", "runtime", "data"},
     {"checkpoint"},
     {"model"},

@@ -102,3 +102,25 @@ def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
     assert len(ran) >= 4 and all(t.seconds_per_step > 0 for t in ran)
     table = format_table(timings, 1)
     assert "| reference: fp32" in table and "1.00x" in table and "prefetch thread" in table
+def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
+    from edgeact.data.dataset import EpisodeDataset
+    from edgeact.data.episodes import EpisodeWriter, load_episodes
+    from edgeact.data.loading import GlobalBatchSampler
+    from edgeact.train import intervention_weights
+
+    for e in range(2):
+        with EpisodeWriter(tmp_path / f"episode_{e:03d}", fps=30, intervention_column=True) as w:
+            for i in range(20):
+                w.add(np.full((16, 16, 3), i, np.uint8), [0.0, 0.1], intervention=e == 0 and i < 2)
+    data = EpisodeDataset(load_episodes(tmp_path), chunk_size=4)
+    flags = data.intervention_mask()
+    assert flags.sum() == 2 and flags[:2].all()
+    said = []
+    sampler = GlobalBatchSampler(len(data), 8, seed=0, weights=intervention_weights(data, 10.0, said.append))
+    drawn = np.concatenate([sampler.indices(step) for step in range(15)])
+    share = np.isin(drawn, np.flatnonzero(flags)).mean()
+    assert share > 0.2  # 2 of 40 steps (5%) weighted 10x: about 36% of the draws
+    assert "2 of 40 training steps are interventions, drawn 10x" in said[0]
+    assert intervention_weights(data, 1.0) is None
+    with pytest.raises(ConfigError, match="positive"):
+        intervention_weights(data, 0.0)

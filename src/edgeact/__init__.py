@@ -20,9 +20,10 @@ def load_policy(path: str, backend: str = "auto", **options) -> Backend:
     """Load a checkpoint or bundle and return a ready :class:`~edgeact.policy.Backend`.
 
     ``path``: a LeRobot pretrained directory, an edgeact checkpoint or export bundle, or a
-    ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8", "torch-int8"
-    (see ``edgeact.backends.registry.BACKENDS``), or "auto": a bundle's int8 model when it has
-    one, else its fp32 ONNX model; a checkpoint runs on "torch".
+    ``.pth``/``.pt`` state-dict file. ``backend``: "torch", "onnx", "onnx-int8", "torch-int8",
+    "hailo-split", "hailo" (see ``edgeact.backends.registry.BACKENDS``), or "auto": a bundle's
+    compiled HEF when a Hailo device is present, else its int8 model when it has one, else its
+    fp32 ONNX model; a checkpoint runs on "torch".
     """
     from edgeact.backends.registry import load_backend
 

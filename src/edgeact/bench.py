@@ -240,10 +240,14 @@ def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
 
 
 def _available(manifest: dict) -> list[str]:
-    """torch (the reference) and every backend the bundle has a model file for."""
-    from edgeact.backends.registry import BACKENDS
+    """torch (the reference) and every backend the bundle has a model file for (a HEF only with a Hailo device)."""
+    from edgeact.backends.hailo_backend import hailo_device_present
+    from edgeact.backends.registry import BACKENDS, HAILO_PREFERENCE
 
-    return ["torch"] + [b for b in BACKENDS if b != "torch" and b in manifest.get("models", {})]
+    models = manifest.get("models", {})
+    has_hailo = any(b in models for b in HAILO_PREFERENCE) and hailo_device_present()
+    return ["torch"] + [b for b in BACKENDS
+                        if b != "torch" and b in models and (b not in HAILO_PREFERENCE or has_hailo)]
 
 
 def bench_bundle(

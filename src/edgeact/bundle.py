@@ -51,12 +51,14 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 
 def hash_files(folder: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file in the bundle except the manifest itself."""
-    return {
-        p.name: file_entry(p)
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")
-    }
+    """sha256 and size of every file in the bundle except the manifest itself, keyed by path
+    relative to the bundle (``hailo/model.hef`` for the Hailo part's sub-folder)."""
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and rel.as_posix() != MANIFEST_NAME and not any(part.startswith(".") for part in rel.parts):
+            files[rel.as_posix()] = file_entry(p)
+    return files
 
 
 def new_manifest(policy: dict[str, Any], inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],

@@ -20,11 +20,16 @@ COMMAND_MODULES = (
     "data",
     "train",
     "run",
+    "drive",
+    "bench_drive",
     "export",
     "quantize",
+    "hailo",
     "bench",
     "deploy",
+    "doctor",
     "demo",
+    "firmware",
 )
 
 

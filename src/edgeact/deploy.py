@@ -42,7 +42,9 @@ def plan_deploy(bundle: str | Path, host: str, dest: str = "edgeact_model", back
     if shutil.which("rsync"):
         copy = ["rsync", "-az", "--delete", f"{bundle}/", f"{host}:{dest}/"]
     else:
-        copy = ["scp", "-rq", *[str(p) for p in sorted(bundle.iterdir()) if p.is_file()], f"{host}:{dest}/"]
+        # sub-folders too (hailo/): -r copies them
+        items = [str(p) for p in sorted(bundle.iterdir()) if not p.name.startswith(".")]
+        copy = ["scp", "-rq", *items, f"{host}:{dest}/"]
     run_hint = (f"ssh {host}\nedgeact run --model {dest} --backend {backend} "
                 "--camera 0 --actuator /dev/ttyUSB0 --rate 100")
     return DeployPlan(bundle, host, dest, [mkdir, copy], run_hint)

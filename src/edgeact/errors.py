@@ -43,3 +43,11 @@ class ExportError(EdgeactError):
 
 class QuantizeError(EdgeactError):
     """Quantization could not run or its inputs are wrong."""
+
+
+class ToolchainError(EdgeactError):
+    """An external build or flash tool (avr-gcc, the Arduino core, avrdude) is missing or failed."""
+
+
+class DeployError(EdgeactError):
+    """The Pi could not be reached, or refused or failed a deploy step."""

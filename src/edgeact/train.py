@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig, rover_features
 from edgeact.errors import ConfigError, DataError
 from edgeact.fileio import atomic_save
@@ -99,6 +101,7 @@ class TrainConfig:
     eval_every: int = 200
     grad_clip_norm: float = 10.0
     state_noise: float | None = None  # None: the preset's
+    intervention_weight: float = 1.0  # steps where a person took over (edgeact drive) are drawn this much more often
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -203,7 +206,8 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
         start_step, best, history = state["step"], state["best"], state["history"]
         progress(f"resuming from step {start_step}")
     sampler = GlobalBatchSampler(len(train_set), batch_size, rank=ctx.rank, world_size=ctx.world_size,
-                                 seed=cfg.seed, start_step=start_step)
+                                 seed=cfg.seed, start_step=start_step,
+                                 weights=intervention_weights(train_set, cfg.intervention_weight, progress))
     total_steps = _total_steps(cfg, sampler.batches_per_epoch)
     if start_step >= total_steps:
         raise ConfigError(f"checkpoint is already at step {start_step} >= {total_steps}; ask for more --steps")
@@ -268,6 +272,23 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
              f"model in {cfg.out / 'best'} ({seconds:.0f} s, {rate:.2f} steps/s)")
     return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history, rate)
+
+
+def intervention_weights(train_set, weight: float, progress: Callable[[str], None] = print) -> np.ndarray | None:
+    """Per-sample draw weights: the steps where a person took over ``weight`` times as likely as the
+    others (HG-DAgger's emphasis on corrections); None (plain shuffling) at weight 1 or without
+    flagged steps. The global batch sampler draws with them, identically on every process."""
+    w = weight
+    if not (w > 0 and math.isfinite(w)):
+        raise ConfigError(f"--intervention-weight must be a positive number, got {w}")
+    if w == 1.0:
+        return None
+    flags = train_set.intervention_mask()
+    if not flags.any():
+        progress("no intervention steps in the training episodes: --intervention-weight changes nothing")
+        return None
+    progress(f"{int(flags.sum())} of {flags.size} training steps are interventions, drawn {w:g}x as often")
+    return np.where(flags, w, 1.0)
 
 
 def _loss_model(policy):

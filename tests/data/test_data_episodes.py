@@ -184,3 +184,21 @@ def test_overwrite_replaces_atomically(write_synthetic):
     ep = read_episode(path)
     assert len(ep) == 1 and ep.fps == 10 and math.isclose(float(ep.actions[0, 0]), 0.25)
     assert sorted(p.name for p in path.parent.iterdir()) == ["episode_000"]
+
+
+def test_intervention_column_round_trip_and_bad_values(tmp_path):
+    from edgeact.data.episodes import EpisodeWriter, read_episode
+
+    with EpisodeWriter(tmp_path / "episode_000", fps=30, intervention_column=True) as w:
+        for i in range(6):
+            w.add(smooth_frame(i), [0.1 * i, 0.2], intervention=2 <= i < 4)
+    ep = read_episode(tmp_path / "episode_000")
+    assert ep.interventions is not None and ep.interventions.tolist() == [False, False, True, True, False, False]
+    assert ep.actions.shape == (6, 2) and not ep.state_from_columns  # the flag is not a state column
+    csv_path = tmp_path / "episode_000" / "data.csv"
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].endswith(",intervention")
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",0.5"
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="line 4: intervention must be 0 or 1, got 0.5"):
+        read_episode(tmp_path / "episode_000")

@@ -8,6 +8,7 @@ CODE = r"""
 import sys
 sys.modules['torch'] = None          # any `import torch` now raises ImportError
 import edgeact.runtime, edgeact.commands.run, edgeact.drive, edgeact.backends.onnx_backend
+import edgeact.deploy.smoke, edgeact.doctor, edgeact.commands.doctor  # run on the Pi
 from edgeact.runtime import ProcessConfig, RuntimeConfig, ThreadedCamera, run_rover, open_actuator
 from edgeact.runtime.fake import FakePolicy, DEFAULT_SPEC
 import numpy as np

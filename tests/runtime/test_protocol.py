@@ -23,7 +23,8 @@ def test_values_are_clamped_and_seq_wraps():
 def test_neutral_and_arduino_messages():
     assert P.encode_neutral() == b"N*4E\n"
     assert P.decode_pi_line(b"N*4E\r\n") == P.Neutral()
-    assert P.decode_arduino_line(P.encode_ready()) == P.Ready()
+    assert P.encode_ready() == P.frame(f"READY,{P.PROTOCOL_VERSION}")
+    assert P.decode_arduino_line(P.encode_ready()) == P.Ready(P.PROTOCOL_VERSION)
     assert P.decode_arduino_line(P.encode_ack(65535)) == P.Ack(65535)
     assert P.decode_arduino_line(P.encode_failsafe()) == P.Failsafe()
     with pytest.raises(P.ProtocolError):  # hex digits are upper case: a flipped case bit is a corruption too
@@ -35,6 +36,7 @@ def test_neutral_and_arduino_messages():
     (P.encode_neutral(), P.decode_pi_line),
     (P.encode_ack(4321), P.decode_arduino_line),
     (P.encode_ready(), P.decode_arduino_line),
+    (P.encode_ready(None), P.decode_arduino_line),
     (P.encode_failsafe(), P.decode_arduino_line),
 ])
 def test_every_single_byte_corruption_is_rejected(line, decode):
@@ -71,3 +73,20 @@ def test_line_buffer_splits_and_drops_overlong_lines():
     assert buf.feed(b"K,1*00\nREA") == [b"ACK,1*00"]
     assert buf.feed(b"DY\n" + b"z" * 200 + b"\nN*4E\n") == [b"READY", b"N*4E"]
     assert buf.overflows == 1
+
+
+def test_protocol_version_is_checked_and_an_old_sketch_named():
+    assert P.version_problem(P.decode_arduino_line(P.encode_ready())) is None
+    old = P.version_problem(P.decode_arduino_line(b"READY*4B\n"))  # what sketches before version 2 sent
+    assert old is not None and "old rover_bridge sketch" in old and "edgeact firmware flash" in old
+    newer = P.version_problem(P.decode_arduino_line(P.encode_ready(P.PROTOCOL_VERSION + 1)))
+    assert newer is not None and f"version {P.PROTOCOL_VERSION + 1}" in newer
+    with pytest.raises(P.ProtocolError):
+        P.decode_arduino_line(P.frame("READY,two"))
+
+
+def test_the_sketch_announces_this_protocol_version():
+    from pathlib import Path
+
+    sketch = Path(__file__).resolve().parents[2] / "firmware" / "rover_bridge" / "rover_bridge.ino"
+    assert f"#define PROTOCOL_VERSION {P.PROTOCOL_VERSION} " in sketch.read_text()

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from edgeact.errors import BackendError
 from edgeact.runtime.scheduler import NO_CHUNK, Chunk, ChunkScheduler
 
 
@@ -77,7 +78,7 @@ def test_ensembling_skips_chunks_past_their_horizon():
 
 def test_rejects_malformed_chunks():
     s = ChunkScheduler()
-    with pytest.raises(ValueError):
+    with pytest.raises(BackendError, match="chunk_size"):
         s.add(Chunk(np.zeros((0, 2), np.float32), 0.0, 10.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(BackendError, match="fps"):
         s.add(Chunk(np.zeros((3, 2), np.float32), 0.0, 0.0))

@@ -106,6 +106,15 @@ def test_serial_loss_and_reconnect(board):
         act.stop()
 
 
+def test_an_old_sketch_is_named_at_connect_not_driven():
+    with SimArduino(realtime=False, protocol_version=None) as old_board:
+        act = SerialActuator(old_board.port, wait_ready_s=1.0)
+        with pytest.raises(ActuatorError, match="old rover_bridge sketch.*edgeact firmware flash"):
+            act.start()
+        assert not act.connected and act.sent == 0
+        assert old_board.drive_commands() == []
+
+
 def test_open_actuator_variants():
     sim_act = open_actuator("sim", watchdog_s=0.2)
     assert isinstance(sim_act, SerialActuator) and sim_act.sim is not None and sim_act.sim.watchdog_s == 0.2

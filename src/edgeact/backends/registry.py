@@ -17,17 +17,30 @@ BACKENDS: dict[str, tuple[str, str]] = {
                   "ONNX Runtime static int8 QDQ on the CPU (model.int8.onnx)"),
     "torch-int8": ("edgeact.backends.torch_int8_backend",
                    "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
+    "hailo-split": ("edgeact.backends.hailo_backend",
+                    "Hailo-8/8L NPU backbone (hailo/split/model.hef) + ONNX Runtime transformer"),
+    "hailo": ("edgeact.backends.hailo_backend:load_full",
+              "the whole policy on the Hailo-8/8L NPU (hailo/full/model.hef)"),
 }
+# what `auto` prefers when a Hailo device is present, in order
+HAILO_PREFERENCE = ("hailo-split", "hailo")
 
 
 def default_backend(path: str | Path) -> str:
-    """What ``auto`` means: a bundle's fastest CPU model (int8 when quantized), else PyTorch."""
+    """What ``auto`` means: a bundle's compiled HEF when a Hailo device is present, else its fastest
+    CPU model (int8 when quantized), else PyTorch."""
     manifest = Path(path) / "manifest.json"
     if not manifest.is_file():
         return "torch"
     import json
 
     models = json.loads(manifest.read_text()).get("models", {})
+    hefs = [name for name in HAILO_PREFERENCE if name in models]
+    if hefs:
+        from edgeact.backends.hailo_backend import hailo_device_present
+
+        if hailo_device_present():
+            return hefs[0]
     return "onnx-int8" if "onnx-int8" in models else "onnx"
 
 

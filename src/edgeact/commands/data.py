@@ -1,4 +1,4 @@
-"""`edgeact data stats|import-lerobot|export-lerobot`: inspect, import and export episode datasets."""
+"""`edgeact data stats|view|import-lerobot|export-lerobot`: inspect, view, import and export episode datasets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="episode datasets: statistics, LeRobotDataset v3 import",
+        help="episode datasets: statistics, an HTML view, LeRobotDataset v3 import",
         description="Rover episode datasets (episode_NNN/ with frames/, data.csv, meta.json).",
     )
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
@@ -24,6 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     st.add_argument("--json", action="store_true", help="print the summary as JSON")
     st.add_argument("--check-frames", action="store_true", help="decode every frame too (slower)")
     st.set_defaults(func=run_stats)
+
+    view = sub.add_parser(
+        "view",
+        help="write a static HTML report of the episodes (frames, steering/throttle plots, interventions)",
+        description="One self-contained HTML file (opens from disk, no server): per episode a strip of frames, "
+        "steering and throttle against time with interventions shaded, and its numbers.",
+    )
+    view.add_argument("dir", metavar="DIR", help="folder of episodes (or one episode folder)")
+    view.add_argument("--out", default=None, metavar="FILE.html", help="where to write it (default DIR/view.html)")
+    view.set_defaults(func=run_view)
 
     imp = sub.add_parser(
         "import-lerobot",
@@ -74,6 +84,14 @@ def run_export(args: argparse.Namespace) -> int:
     export_lerobot(args.dir, args.out, codec=args.codec, task=args.task or DEFAULT_TASK,
                    progress=lambda m: print(m, flush=True))
     print(f"done: {args.out}; train on it with lerobot-train --dataset.repo_id=local/rover --dataset.root={args.out}")
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    from edgeact.data.view import write_report
+
+    path = write_report(args.dir, args.out)
+    print(f"wrote {path} (open it in a browser)")
     return 0
 
 

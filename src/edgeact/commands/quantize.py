@@ -41,6 +41,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgeact.export.accuracy import ACCEPT_PERCENT
+
     failed = []
     if "onnx-int8" in args.backends:
         from edgeact.export.quantize_onnx import quantize_bundle
@@ -61,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
         if not tresult.accuracy.passed:
             failed.append("torch-int8")
     if failed:
-        print(f"warning: {', '.join(failed)} above the 2% action-error bound; try --auto-keep 3 or --method percentile")
+        print(f"warning: {', '.join(failed)} above the {ACCEPT_PERCENT:g}% action-error bound; try --auto-keep 3 or "
+              "--method percentile")
     return 0

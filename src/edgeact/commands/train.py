@@ -41,6 +41,9 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--state-noise", type=float,
                    help="std of noise on the normalized state while training (default: the preset's)")
+    p.add_argument("--intervention-weight", type=float, default=1.0, metavar="W",
+                   help="draw the steps where a person took over (recorded by edgeact drive) W times as often "
+                   "(default 1: as often as any other)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=0)
     dist = p.add_argument_group("several processes (DDP through torchrun; gloo on CPU, NCCL on GPUs)")
@@ -56,7 +59,8 @@ def _train_args(args: argparse.Namespace) -> list[str]:
     """The parsed options as a command line for each torchrun process (launch flags left out)."""
     out = ["--data", str(args.data), "--out", str(args.out), "--preset", args.preset, "--device", args.device,
            "--val-fraction", str(args.val_fraction), "--eval-every", str(args.eval_every), "--precision",
-           args.precision, "--workers", str(args.workers), "--seed", str(args.seed)]
+           args.precision, "--workers", str(args.workers), "--seed", str(args.seed),
+           "--intervention-weight", str(args.intervention_weight)]
     for flag, value in (("--steps", args.steps), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
                         ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise)):
         if value is not None:
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
-        flip=args.flip, precision=args.precision,
+        intervention_weight=args.intervention_weight, flip=args.flip, precision=args.precision,
     )
     train(cfg)
     return 0

@@ -164,6 +164,11 @@ class EpisodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self._ep_index)
 
+    def intervention_mask(self) -> np.ndarray:
+        """(len,) bool: True where the item's step was a person's takeover (``intervention`` column)."""
+        return np.concatenate([ep.interventions if ep.interventions is not None else np.zeros(len(ep), dtype=bool)
+                               for ep in self.episodes])
+
     # ------------------------------------------------------------------ frames
     def frame(self, index: int) -> np.ndarray:
         """Decoded (resized, not augmented) HxWx3 uint8 RGB frame of dataset item ``index``."""

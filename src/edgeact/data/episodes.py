@@ -5,10 +5,11 @@
     episodes/
       episode_000/
         frames/000000.jpg …      one front-camera RGB frame per control step
-        data.csv                 frame,timestamp,steering,throttle   (+ optional state_* columns)
+        data.csv                 frame,timestamp,steering,throttle   (+ optional state_*, intervention)
         meta.json                {"fps": 30, "image_size": [H, W], ...}
 
-steering and throttle are in [-1, 1]. Without state columns, the state at step t is the
+steering and throttle are in [-1, 1]. ``intervention`` (0 or 1, recorded by ``edgeact
+drive``) flags the steps where a person took over from the policy. Without state columns, the state at step t is the
 command at t-1 (zeros at t = 0). Every problem found raises :class:`DataError` naming the
 episode, the file and what is wrong.
 """
@@ -35,6 +36,7 @@ from edgeact.fileio import atomic_write_json, atomic_write_text
 
 ACTION_NAMES = ("steering", "throttle")
 REQUIRED_COLUMNS = ("frame", "timestamp", *ACTION_NAMES)
+INTERVENTION_COLUMN = "intervention"
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _RANGE_TOL = 1e-6
 
@@ -54,6 +56,7 @@ class Episode:
     state_names: tuple[str, ...] = ("steering", "throttle")
     state_from_columns: bool = False  # False: states derived from the previous command
     meta: dict[str, Any] = field(default_factory=dict)
+    interventions: np.ndarray | None = None  # (T,) bool: a person took over at that step; None: no column
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -122,7 +125,7 @@ def _read_csv(csv_path: Path, name: str) -> tuple[list[str], np.ndarray]:
         raise DataError(f"{name}: {csv_path} is empty; expected the header {','.join(REQUIRED_COLUMNS)}")
     header = [h.strip() for h in rows[0]]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in REQUIRED_COLUMNS and not c.startswith("state_")]
+    unknown = [c for c in header if c not in (*REQUIRED_COLUMNS, INTERVENTION_COLUMN) and not c.startswith("state_")]
     if missing or unknown or len(set(header)) != len(header):
         problems = []
         if missing:
@@ -133,7 +136,7 @@ def _read_csv(csv_path: Path, name: str) -> tuple[list[str], np.ndarray]:
             problems.append("duplicate column names")
         raise DataError(
             f"{name}: {csv_path} has a bad header {header} ({'; '.join(problems)}); expected "
-            f"{','.join(REQUIRED_COLUMNS)} plus optional state_* columns"
+            f"{','.join(REQUIRED_COLUMNS)} plus optional state_* and {INTERVENTION_COLUMN} columns"
         )
     body = [r for r in rows[1:] if r and any(c.strip() for c in r)]
     if not body:
@@ -185,6 +188,13 @@ def read_episode(path: str | os.PathLike, check_first_frame: bool = True) -> Epi
                 f"{name}: {csv_path} line {r + 2}: {key} = {col[key][r]} is outside [-1, 1]; "
                 "rover commands are normalized to [-1, 1]"
             )
+    interventions = None
+    if INTERVENTION_COLUMN in col:
+        flags = col[INTERVENTION_COLUMN]
+        if not np.all((flags == 0) | (flags == 1)):
+            r = int(np.argmax((flags != 0) & (flags != 1)))
+            raise DataError(f"{name}: {csv_path} line {r + 2}: {INTERVENTION_COLUMN} must be 0 or 1, got {flags[r]}")
+        interventions = flags.astype(bool)
     frame_idx = col["frame"]
     if not np.all(frame_idx == np.round(frame_idx)) or np.any(frame_idx < 0):
         raise DataError(f"{name}: {csv_path}: the frame column must hold non-negative integers")
@@ -238,6 +248,7 @@ def read_episode(path: str | os.PathLike, check_first_frame: bool = True) -> Epi
         state_names=state_names,
         state_from_columns=bool(state_cols),
         meta=meta,
+        interventions=interventions,
     )
 
 
@@ -349,8 +360,10 @@ class EpisodeWriter:
         jpeg_quality: int = 95,
         meta: dict[str, Any] | None = None,
         overwrite: bool = False,
+        intervention_column: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.intervention_column = intervention_column
         self.name = self.path.name
         if self.path.exists() and not overwrite:
             raise DataError(f"{self.path} already exists; choose another name or pass overwrite=True")
@@ -377,8 +390,10 @@ class EpisodeWriter:
         action: Sequence[float],
         timestamp: float | None = None,
         state: Sequence[float] | None = None,
+        intervention: bool = False,
     ) -> None:
-        """Append one step: an HxWx3 uint8 RGB frame, [steering, throttle], optional state."""
+        """Append one step: an HxWx3 uint8 RGB frame, [steering, throttle], optional state and
+        intervention flag (written with ``intervention_column=True``)."""
         i = len(self._rows)
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -401,6 +416,8 @@ class EpisodeWriter:
                     f"{self.name}: step {i}: state has {state.size} values, expected {len(self.state_names)}")
             _check_range(self.name, "states", state)
             row += state.tolist()
+        if self.intervention_column:
+            row.append(1.0 if intervention else 0.0)
         bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if not ok:
@@ -416,6 +433,8 @@ class EpisodeWriter:
             self.abort()
             raise DataError(f"{self.name}: no steps were added; an episode needs at least one frame")
         header = list(REQUIRED_COLUMNS) + [f"state_{n}" for n in self.state_names]
+        if self.intervention_column:
+            header.append(INTERVENTION_COLUMN)
         out = io.StringIO()
         wr = csv.writer(out, lineterminator="\n")
         wr.writerow(header)

@@ -27,10 +27,14 @@ from edgeact.errors import ConfigError, DataError
 
 
 class GlobalBatchSampler:
-    """Index lists for one rank: its slice of global batch ``k`` for steps ``start_step`` on (endless)."""
+    """Index lists for one rank: its slice of global batch ``k`` for steps ``start_step`` on (endless).
+
+    ``weights`` (one per sample): draw samples with replacement in proportion to them instead
+    of a permutation (e.g. human takeovers more often, :func:`edgeact.train.intervention_weights`).
+    """
 
     def __init__(self, num_samples: int, global_batch: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 start_step: int = 0) -> None:
+                 start_step: int = 0, weights: np.ndarray | None = None) -> None:
         if global_batch % world_size:
             raise ConfigError(
                 f"batch size {global_batch} does not split evenly over {world_size} processes; use a multiple of "
@@ -43,6 +47,9 @@ class GlobalBatchSampler:
         self.rank, self.world_size, self.seed = int(rank), int(world_size), int(seed)
         self.start_step = int(start_step)
         self.per_rank = self.global_batch // self.world_size
+        if weights is not None and (len(weights) != num_samples or not np.all(np.asarray(weights) >= 0)):
+            raise ConfigError(f"sample weights must be {num_samples} non-negative numbers")
+        self.probabilities = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -51,7 +58,11 @@ class GlobalBatchSampler:
     def indices(self, step: int) -> list[int]:
         """This rank's sample indices for optimizer step ``step`` (0-based)."""
         epoch, k = divmod(step, self.batches_per_epoch)
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.probabilities is None:
+            order = rng.permutation(self.num_samples)
+        else:  # weighted draws with replacement, one "epoch" as many draws as samples
+            order = rng.choice(self.num_samples, size=self.num_samples, p=self.probabilities)
         lo = k * self.global_batch + self.rank * self.per_rank
         return order[lo : lo + self.per_rank].tolist()
 

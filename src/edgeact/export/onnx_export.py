@@ -74,7 +74,6 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
 
     Returns (model_proto, pass statistics).
     """
-    import onnx
     import torch
 
     if model.config.env_state_feature is not None:
@@ -86,16 +85,7 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
         warnings.simplefilter("ignore")  # TracerWarnings on int(h) (static by design) and deprecations
         with torch.no_grad():
             if exporter == "torchscript":
-                buffer = io.BytesIO()
-                try:
-                    torch.onnx.export(
-                        model, args, buffer, dynamo=False, opset_version=opset, input_names=inputs,
-                        output_names=outputs, do_constant_folding=True,
-                    )
-                except Exception as err:
-                    raise ExportError(f"torch {torch.__version__}'s TorchScript ONNX exporter failed ({err}); "
-                                      "try --exporter dynamo (pip install onnxscript)") from err
-                proto = onnx.load_from_string(buffer.getvalue())
+                proto = _torchscript_proto(model, args, inputs, outputs, opset)
             elif exporter == "dynamo":
                 import contextlib
                 import logging
@@ -109,6 +99,45 @@ def export_onnx_model(model, spec, opset: int = DEFAULT_OPSET, exporter: str = "
                 proto = program.model_proto
             else:
                 raise ExportError(f"unknown exporter {exporter!r}: use 'torchscript' or 'dynamo'")
+    return _finish(proto, opset)
+
+
+def trace_module(module, args: tuple, input_names: list[str], output_names: list[str],
+                 opset: int = DEFAULT_OPSET):
+    """Any module (static shapes, batch 1) → a cleaned, checked ONNX ModelProto, exported the way
+    ``export_onnx_model`` exports the whole policy (TorchScript exporter, our graph passes).
+
+    Returns (model_proto, pass statistics).
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            proto = _torchscript_proto(module.eval(), args, input_names, output_names, opset)
+    return _finish(proto, opset)
+
+
+def _torchscript_proto(model, args: tuple, inputs: list[str], outputs: list[str], opset: int):
+    import onnx
+    import torch
+
+    buffer = io.BytesIO()
+    try:
+        torch.onnx.export(
+            model, args, buffer, dynamo=False, opset_version=opset, input_names=inputs,
+            output_names=outputs, do_constant_folding=True,
+        )
+    except Exception as err:
+        raise ExportError(f"torch {torch.__version__}'s TorchScript ONNX exporter failed ({err}); "
+                          "try --exporter dynamo (pip install onnxscript)") from err
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _finish(proto, opset: int):
+    """Clean the graph, convert it down to ``opset`` when needed, stamp and check it."""
+    import onnx
+
     proto, passes = clean_graph(proto)
     current = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     if current > opset:  # the dynamo exporter starts at 18; once the graph is clean it converts down

@@ -86,7 +86,8 @@ class SerialActuator:
     ``start()`` opens the port (ActuatorError if it cannot), starts a reader thread that
     parses the Arduino's lines (READY, ACK, FAILSAFE; checksummed, corrupt ones counted and
     dropped) and, when ``wait_ready_s`` > 0, waits that long for READY (an Uno/Nano reboots
-    when the port opens and ignores bytes for ~1.5 s). It then sends neutral.
+    when the port opens and ignores bytes for ~1.5 s); a READY with another protocol version
+    than ours (an old sketch) raises ActuatorError naming it. It then sends neutral.
 
     If the port fails (cable pulled, board reset), ``connected`` turns False with the
     reason in ``status``, sends return False, and the reader thread reopens the port every
@@ -129,6 +130,7 @@ class SerialActuator:
         self.status = "not started"
         self.last_sent: tuple[float, float] = (0.0, 0.0)
         self.last_ack_t: float | None = None
+        self.firmware_problem: str | None = None  # the board's sketch speaks another protocol version
         # counters
         self.sent = 0
         self.acked = 0
@@ -161,7 +163,11 @@ class SerialActuator:
         self._stop.clear()
         self._thread = threading.Thread(target=self._reader, name="serial-reader", daemon=True)
         self._thread.start()
-        if self.wait_ready_s > 0 and not self._ready.wait(self.wait_ready_s):
+        if self.wait_ready_s > 0 and self._ready.wait(self.wait_ready_s) and self.firmware_problem:
+            problem = self.firmware_problem
+            self.stop()
+            raise ActuatorError(f"serial {self.port}: {problem}")
+        if self.wait_ready_s > 0 and not self._ready.is_set():
             log.warning("serial %s: no READY from the Arduino within %.1f s; sending anyway "
                         "(is rover_bridge.ino flashed and the baud rate %d?)",
                         self.port, self.wait_ready_s, self.baudrate)
@@ -368,6 +374,10 @@ class SerialActuator:
                 self.ack_latency_s.append(t - t_sent)
         elif isinstance(msg, P.Ready):
             self.ready_count += 1
+            self.firmware_problem = P.version_problem(msg)
+            if self.firmware_problem:  # never drive a board that may read our lines differently
+                with self._write_lock:
+                    self._mark_lost(self.firmware_problem)
             first = not self._ready.is_set()
             self._ready.set()
             if not first:

@@ -111,7 +111,7 @@ class Runtime:
         self._stop_event.set()
 
     def emergency_stop(self, reason: str = "emergency stop") -> None:
-        """Latch neutral until the process restarts; the run goes on sending neutral."""
+        """Latch neutral until the process restarts or ``estop.release()``; the run goes on sending neutral."""
         self.estop.trigger(reason)
 
     @property
@@ -315,6 +315,8 @@ class Runtime:
         """Every fault kind → its message when it holds at ``pick.t``, else None."""
         if self.estop.triggered:
             self.safety.latch(S.ESTOP, f"emergency stop ({self.estop.reason})", pick.t)
+        elif S.ESTOP in self.safety.latched:  # released on purpose (EmergencyStop.release: the drive page)
+            self.safety.unlatch(S.ESTOP, pick.t)
         cond: dict[str, str | None] = {S.CAMERA_STALL: self._camera_condition(pick.t)}
         if self.camera.error:  # the grab thread died (device unplugged, decode error): fatal
             cond[S.CAMERA_ERROR] = f"camera failed: {self.camera.error}"

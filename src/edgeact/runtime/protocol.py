@@ -7,7 +7,7 @@ Pi → Arduino::
 
 Arduino → Pi::
 
-    READY*<xx>\\n          after boot (an Arduino Uno/Nano reboots when the port is opened)
+    READY,<version>*<xx>\\n  after boot (an Arduino Uno/Nano reboots when the port is opened)
     ACK,<seq>*<xx>\\n      one per valid ``A`` line, echoing its sequence number
     FAILSAFE*<xx>\\n       the watchdog tripped (no valid line for its timeout): outputs neutral
 
@@ -17,7 +17,12 @@ a checksum too, so a corrupt byte on either wire is rejected by the receiver rat
 read as a different number; the lines stay readable in a serial monitor. One ``\\r``
 before ``\\n`` is tolerated. ``seq`` is an unsigned 16-bit counter that wraps (0…65535).
 A single flipped bit anywhere in a line (payload, ``*`` or checksum digits) is always
-rejected (tests/runtime/test_protocol.py and test_firmware.py try every one, both sides).
+rejected (tests/runtime/test_protocol.py, and tests/firmware/ on the sketch built for the AVR).
+
+``<version>`` is :data:`PROTOCOL_VERSION`, the sketch's ``PROTOCOL_VERSION``: the Pi checks
+it when the board announces itself (:func:`version_problem`), so an older sketch on the board
+is named, and the user told to reflash it, rather than misread. Sketches before version 2
+sent a bare ``READY``.
 
 Pure functions, no I/O: the Pi side (``actuators.py``), the simulated Arduino
 (``sim_arduino.py``) and the sketch (``firmware/rover_bridge/rover_bridge.ino``) all follow
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 
 from edgeact.errors import ProtocolError
 
+PROTOCOL_VERSION = 2  # firmware/rover_bridge/rover_bridge.ino must announce the same
 SCALE = 1000  # wire integers per unit: 1.0 ↔ 1000
 SEQ_MOD = 1 << 16
 MAX_LINE = 48  # longest valid line is "A,-1000,-1000,65535*XX" (22 bytes); receivers drop longer ones
@@ -51,7 +57,7 @@ class Neutral:
 
 @dataclass(frozen=True)
 class Ready:
-    pass
+    version: int | None  # None: a sketch from before protocol versions (bare READY)
 
 
 @dataclass(frozen=True)
@@ -107,8 +113,9 @@ def encode_neutral() -> bytes:
 
 # ---- Arduino → Pi -----------------------------------------------------------------------
 
-def encode_ready() -> bytes:
-    return frame("READY")
+def encode_ready(version: int | None = PROTOCOL_VERSION) -> bytes:
+    """``READY,<version>``; ``version=None`` gives the bare ``READY`` of sketches before version 2."""
+    return frame("READY" if version is None else f"READY,{int(version)}")
 
 
 def encode_ack(seq: int) -> bytes:
@@ -178,13 +185,25 @@ def decode_arduino_line(line: bytes | str) -> ArduinoMessage:
     """Parse a line the Arduino sends (what the Pi receives). Raises ProtocolError."""
     payload = unframe(line)
     if payload == "READY":
-        return Ready()
+        return Ready(version=None)
     if payload == "FAILSAFE":
         return Failsafe()
     parts = payload.split(",")
     if parts[0] == "ACK" and len(parts) == 2:
         return Ack(seq=_int_field(parts[1], 0, SEQ_MOD - 1, "seq"))
+    if parts[0] == "READY" and len(parts) == 2:
+        return Ready(version=_int_field(parts[1], 0, SEQ_MOD - 1, "protocol version"))
     raise ProtocolError(f"unknown message {payload!r}")
+
+
+def version_problem(ready: Ready) -> str | None:
+    """Why the board that sent ``ready`` cannot be driven by this edgeact, or None if it can."""
+    if ready.version == PROTOCOL_VERSION:
+        return None
+    found = ("an old rover_bridge sketch (its READY carries no protocol version)" if ready.version is None
+             else f"rover_bridge protocol version {ready.version}")
+    return (f"the Arduino runs {found}, but this edgeact speaks protocol version {PROTOCOL_VERSION}: "
+            f"flash the sketch that comes with it (edgeact firmware flash --port PORT --board uno|nano)")
 
 
 class LineBuffer:

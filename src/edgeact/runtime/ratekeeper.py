@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgeact.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Tick:
@@ -36,7 +38,7 @@ class Ratekeeper:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not rate_hz > 0:
-            raise ValueError(f"rate must be positive, got {rate_hz}")
+            raise ConfigError(f"rate must be positive, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         self.period = 1.0 / self.rate_hz
         self._clock = clock

@@ -7,7 +7,8 @@ a fault starts and one when it clears (a fault also goes to telemetry with its r
 
 Transient faults (stale chunk, camera stall, serial lost, a backend error) clear when the
 condition holds again: the limiter was reset to neutral, so driving resumes through the
-slew limit. Latched faults (emergency stop) hold neutral until the process restarts.
+slew limit. Latched faults (emergency stop) hold neutral until the process restarts, or
+until released on purpose (:meth:`EmergencyStop.release`: the drive page's STOP, pressed again).
 Fatal ones (too many backend errors in a row, camera gone, SIGINT/SIGTERM) end the run,
 and the run always ends by sending neutral. The Arduino's watchdog (250 ms) is the last
 line of defence when the Pi cannot reach it at all.
@@ -110,6 +111,16 @@ class SafetyMonitor:
         log.error("FAULT %s: %s -> neutral (latched until restart)", kind, message)
         self._emit("fault", kind, message, t, latched=True)
 
+    def unlatch(self, kind: str, t: float) -> None:
+        """Clear a latched fault that was released on purpose."""
+        rec = self.latched.pop(kind, None)
+        if rec is None:
+            return
+        rec.t_end = t
+        msg = f"{kind} released after {(t - rec.t_start):.1f} s"
+        log.warning("RELEASED %s", msg)
+        self._emit("cleared", kind, msg, t)
+
     def reasons(self) -> list[str]:
         return [f"{r.kind}: {r.message}" for r in list(self.latched.values()) + list(self.active.values())]
 
@@ -129,6 +140,11 @@ class EmergencyStop:
         if not self._event.is_set():
             self.reason = reason
             self._event.set()
+
+    def release(self) -> None:
+        """Clear the latch: only on a person's deliberate request (a second press of STOP)."""
+        self.reason = None
+        self._event.clear()
 
     @property
     def triggered(self) -> bool:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeact.errors import BackendError
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -101,9 +103,9 @@ class ChunkScheduler:
     def add(self, chunk: Chunk) -> None:
         actions = np.asarray(chunk.actions)
         if actions.ndim != 2 or len(actions) == 0:
-            raise ValueError(f"chunk actions must be (chunk_size, action_dim), got shape {actions.shape}")
+            raise BackendError(f"chunk actions must be (chunk_size, action_dim), got shape {actions.shape}")
         if not chunk.fps > 0:
-            raise ValueError(f"chunk fps must be positive, got {chunk.fps}")
+            raise BackendError(f"chunk fps must be positive, got {chunk.fps}")
         with self._lock:
             self._chunks.append(chunk)
             self._chunks.sort(key=lambda c: c.t_frame)  # oldest first; arrivals are nearly always in order

@@ -3,7 +3,8 @@
 The Pi side opens :attr:`SimArduino.port` with real pyserial and real bytes cross a real
 pty, so the code under test is the code that drives the rover. Like the sketch, it:
 
-- boots with outputs neutral and prints ``READY`` (an Uno/Nano reboots when the host opens
+- boots with outputs neutral and prints ``READY,<protocol version>`` (``protocol_version``;
+  None: a bare ``READY``, as sketches before version 2 did) (an Uno/Nano reboots when the host opens
   the port, through DTR: ``reset_on_connect``; bytes arriving while it boots are lost);
 - checks every line's checksum and range, and silently drops bad ones (``rejected``);
 - on ``A,s,t,seq`` sets its servo/ESC outputs and answers ``ACK,seq``; on ``N`` goes neutral;
@@ -57,12 +58,14 @@ class SimArduino:
         boot_s: float = 0.05,
         realtime: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        protocol_version: int | None = P.PROTOCOL_VERSION,
     ) -> None:
         if not watchdog_s > 0:
             raise ConfigError(f"watchdog_s must be positive, got {watchdog_s}")
         self.watchdog_s = float(watchdog_s)
         self.reset_on_connect = reset_on_connect
         self.boot_s = float(boot_s)
+        self.protocol_version = protocol_version
         self.realtime = realtime  # try SCHED_FIFO for the board's thread: it stands for a separate MCU
         self._clock = clock
         # What the board did, for tests and benchmarks (appended by the board thread only).
@@ -251,7 +254,7 @@ class SimArduino:
         self._lines = P.LineBuffer()
         self.boot_times.append(now)
         if announce:
-            self._write(P.encode_ready())
+            self._write(P.encode_ready(self.protocol_version))
 
     def _write(self, data: bytes) -> None:
         if self._master is None or not self._connected:

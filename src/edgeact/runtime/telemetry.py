@@ -221,6 +221,15 @@ class Telemetry:
             telemetry_path=str(self.path) if self.path else None,
         )
 
+    def window(self, n: int) -> dict[str, np.ndarray]:
+        """The last ``n`` ticks' period, missed flag and chunk age, and the last ``n`` inferences (for live views)."""
+        with self._lock:
+            inference = self.stages.get("inference")
+            return {"period": np.array(self.tick_period[-n:], dtype=np.float64),
+                    "missed": np.array(self.tick_missed[-n:], dtype=bool),
+                    "chunk_age": np.array(self.tick_chunk_age[-n:], dtype=np.float64),
+                    "inference": np.array(inference[1][-n:] if inference else [], dtype=np.float64)}
+
 
 def _r(v: float | None, nd: int = 3) -> float | None:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), nd)

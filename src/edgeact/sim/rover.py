@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from edgeact.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class RoverParams:
@@ -49,7 +51,7 @@ class Rover:
 
     def step(self, steering: float, throttle: float, dt: float) -> None:
         if not dt > 0:
-            raise ValueError(f"dt must be > 0 seconds, got {dt}")
+            raise ConfigError(f"dt must be > 0 seconds, got {dt}")
         steering = _clip_command(steering)
         throttle = _clip_command(throttle)
         p, st = self.params, self.state

@@ -1,0 +1,135 @@
+"""Hailo-8/8L backends: ``hailo-split`` (backbone on the NPU, transformer in ONNX Runtime on the
+CPU) and ``hailo`` (the whole policy on the NPU, the state's Linear on the CPU).
+
+Both run a bundle's compiled HEF (``edgeact hailo compile``) with HailoRT 4.x (see
+:mod:`edgeact.backends.hailort`); no torch. The NPU's NHWC feature map (dequantized from its
+UINT8/UINT16 stream) becomes the host graph's NCHW input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeact.bundle import spec_from_manifest
+from edgeact.cpu import session_options
+from edgeact.errors import BackendError
+from edgeact.policy import Frames
+
+MODE_OF = {"hailo-split": "split", "hailo": "full"}
+log = logging.getLogger("edgeact.runtime")
+
+
+class HailoBackend:
+    """Runs a bundle's Hailo part: NPU through HailoRT, the host graph through ONNX Runtime."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        name: str = "hailo-split",
+        threads: int | None = None,
+        timeout_ms: int | None = None,
+        verify: bool = True,
+    ) -> None:
+        import onnxruntime as ort
+
+        from edgeact.backends.hailo_part import read_part, verified_file
+        from edgeact.backends.hailort import (
+            DEFAULT_TIMEOUT_MS,
+            HefRunner,
+            check_arch,
+            import_hailort,
+            scan_devices,
+        )
+
+        if name not in MODE_OF:
+            raise BackendError(f"unknown Hailo backend {name!r}; use one of {sorted(MODE_OF)}")
+        self.name = name
+        self.part = read_part(path, MODE_OF[name])
+        compiled = self.part.compiled
+        if compiled is None:
+            raise BackendError(
+                f"bundle {path} has no compiled HEF for {name}; compile it with `edgeact hailo compile "
+                f"{path} --calib CALIB --mode {self.part.mode}` (on an x86 machine with the DFC)"
+            )
+        how = f"copy the bundle again or re-run `edgeact hailo compile {path} --mode {self.part.mode}`"
+        hef = verified_file(self.part, "hef", how) if verify else self.part.path("hef")
+        hp = import_hailort()
+        devices = scan_devices(hp)
+        if not devices:
+            from edgeact.backends.hailort import DEVICE_HINT
+
+            raise BackendError(f"no Hailo device found: {DEVICE_HINT}")
+        self.warning = check_arch(compiled["hw_arch"], devices)
+        if self.warning:
+            log.warning(self.warning)
+        self.spec = spec_from_manifest(self.part.manifest)
+        self.host = ort.InferenceSession(
+            str(verified_file(self.part, "host", how)), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self.npu = HefRunner(str(hef), timeout_ms or DEFAULT_TIMEOUT_MS)
+        self._closed = False
+        inputs = self.part.block["npu"]["inputs"]
+        self.image_stream = _stream_for(self.npu.inputs, inputs[0]["layer"], 0)
+        self.token_stream = _stream_for(self.npu.inputs, inputs[1]["layer"], 1) if len(inputs) > 1 else None
+        self.output_stream = next(iter(self.npu.outputs))
+        self.npu_seconds = 0.0  # time spent waiting for the NPU (for bench tables)
+
+    def predict_chunk(self, image: Frames, state: np.ndarray) -> np.ndarray:
+        frames, state = self.spec.check_inputs(image, state)
+        state = state.reshape(1, -1)
+        feeds = {self.image_stream: frames[0]}
+        if self.token_stream is not None:
+            token = self.host.run(None, {"state": state})[0]
+            feeds[self.token_stream] = np.ascontiguousarray(token.reshape(1, 1, -1), np.float32)
+        t0 = time.perf_counter()
+        out = self.npu.run(feeds)[self.output_stream]
+        self.npu_seconds += time.perf_counter() - t0
+        if self.token_stream is not None:  # (1, chunk, A) as [1, chunk, A] rows of the NHWC stream
+            return out.reshape(self.spec.chunk_size, self.spec.action_dim).astype(np.float32)
+        features = np.ascontiguousarray(out.transpose(2, 0, 1)[None])  # NHWC (h, w, C) -> NCHW (1, C, h, w)
+        return self.host.run(None, {"features": features, "state": state})[0][0].astype(np.float32)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.npu.close()
+
+
+def _stream_for(streams: dict, layer: str, index: int) -> str:
+    """The HEF stream of an input layer: by its name, else by position (HEF names are ``<net>/input_layerK``)."""
+    if layer in streams:
+        return layer
+    names = sorted(streams)
+    if index < len(names):
+        return names[index]
+    raise BackendError(f"the HEF has inputs {names}, none for {layer}; recompile it with `edgeact hailo compile`")
+
+
+def load(
+    path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True
+) -> HailoBackend:
+    """``hailo-split``: backbone on the Hailo NPU, transformer in ONNX Runtime."""
+    return HailoBackend(path, "hailo-split", threads=threads, timeout_ms=timeout_ms, verify=verify)
+
+
+def load_full(
+    path: str | Path, threads: int | None = None, timeout_ms: int | None = None, verify: bool = True
+) -> HailoBackend:
+    """``hailo``: the whole policy on the Hailo NPU."""
+    return HailoBackend(path, "hailo", threads=threads, timeout_ms=timeout_ms, verify=verify)
+
+
+def hailo_device_present() -> bool:
+    """True when hailo_platform imports and sees at least one device (what ``auto`` asks)."""
+    try:
+        import hailo_platform
+    except ImportError:
+        return False
+    try:
+        return bool(hailo_platform.Device.scan())
+    except Exception:  # noqa: BLE001 - a broken driver counts as absent for auto; `edgeact hailo check` says why
+        return False

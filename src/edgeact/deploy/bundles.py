@@ -1,0 +1,91 @@
+"""The local side of a deploy: what to send, checked before anything leaves the laptop."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeact.bundle import MANIFEST_NAME, read_manifest, sha256_file
+from edgeact.errors import DeployError
+
+
+@dataclass(frozen=True)
+class LocalBundle:
+    """A bundle whose files match its manifest, and its name on the Pi."""
+
+    path: Path
+    files: dict[str, str]  # name -> sha256, manifest.json included
+    models: tuple[str, ...]  # backends the manifest lists
+
+    @property
+    def bundle_id(self) -> str:
+        """``<folder name>-<12 hex of the manifest's sha256>``: the manifest hashes every file."""
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", self.path.resolve().name).lstrip(".") or "bundle"
+        return f"{name}-{self.files[MANIFEST_NAME][:12]}"
+
+    @property
+    def total_bytes(self) -> int:
+        return sum((self.path / n).stat().st_size for n in self.files)
+
+
+def verify_local(path: str | Path) -> LocalBundle:
+    """Check every file the manifest lists against its sha256; refuse a changed or missing one."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    files = {MANIFEST_NAME: sha256_file(path / MANIFEST_NAME)}
+    bad = []
+    for name, entry in sorted(manifest.get("files", {}).items()):
+        file = path / name
+        if "/" in name or not file.is_file():
+            bad.append(f"{name} (missing)")
+            continue
+        digest = sha256_file(file)
+        if digest != entry.get("sha256"):
+            bad.append(f"{name} (sha256 differs)")
+        files[name] = digest
+    if bad:
+        raise DeployError(f"{path}: {', '.join(bad)} since export; nothing was sent. Re-create the bundle "
+                          "(edgeact export / quantize) instead of editing it")
+    return LocalBundle(path, files, tuple(manifest.get("models", {})))
+
+
+def choose_backend(bundle: LocalBundle, backend: str | None) -> str:
+    """The backend the Pi will run: the asked one (it must be in the bundle), else int8 when quantized."""
+    if backend in (None, "auto"):
+        return "onnx-int8" if "onnx-int8" in bundle.models else "onnx"
+    if backend not in bundle.models and backend != "torch":
+        raise DeployError(f"{bundle.path} has no {backend} model (it has {', '.join(bundle.models) or 'none'}); "
+                          f"quantize it (edgeact quantize {bundle.path} --calib EPISODES) or pick another --backend")
+    return backend
+
+
+def prepare_source(source: str | Path, calib: str | Path | None, backend: str | None, out: Path | None,
+                   config: str | None = None, log: Callable[[str], None] = print) -> Path:
+    """SOURCE as a bundle: a bundle as is; a checkpoint is exported (and quantized for the Pi 5) first.
+
+    This is the guide's ``deploy_quantized_model.sh``: checkpoint + episodes in, a verified
+    int8 bundle out, written to ``out`` (default ``<checkpoint>-bundle`` beside it).
+    """
+    source = Path(source)
+    if (source / MANIFEST_NAME).is_file():
+        return source
+    if not source.exists():
+        raise DeployError(f"{source} does not exist: give an export bundle or a checkpoint")
+    quantize = backend in (None, "auto", "onnx-int8")
+    if quantize and calib is None:
+        raise DeployError(f"{source} is a checkpoint: give --calib EPISODES to quantize it for the Pi 5 "
+                          "(as the guide's script did), or --backend onnx to deploy the fp32 model")
+    from edgeact.export.onnx_export import export_bundle
+
+    out = out or source.with_name(f"{source.stem}-bundle")
+    log(f"exporting {source} -> {out}")
+    export_bundle(source, out, frames=calib, config_path=config, log=log)
+    if quantize:
+        from edgeact.export.quantize_onnx import quantize_bundle
+
+        log(f"quantizing {out} for the Pi 5 (int8, calibrated on {calib})")
+        quantize_bundle(out, calib, target="pi5", log=log)
+    return out
+

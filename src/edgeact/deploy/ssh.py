@@ -1,0 +1,205 @@
+"""One ssh connection to the Pi, shared by every ssh, rsync and scp call of a deploy.
+
+We drive the user's own OpenSSH client, so their ``~/.ssh/config`` (Host aliases, ports,
+ProxyJump), their agent and their keys apply exactly as for ``ssh pi@host``. A control
+master (``ssh -M``) carries all commands and copies: one handshake per deploy, and the
+master's log gives the bytes that went over the wire. ``BatchMode=yes``: a wrong key or an
+unknown host key fails at once with ssh's own reason, never a password prompt or a retry.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeact.errors import DeployError
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where to connect: ``destination`` is what the user would give ``ssh`` (pi@host or an alias)."""
+
+    destination: str
+    port: int | None = None
+    identity: Path | None = None
+    config: Path | None = None  # ssh -F: another client config instead of ~/.ssh/config
+    connect_timeout_s: int = 10
+
+    def options(self) -> list[str]:
+        """ssh client options, also for scp and rsync's ``-e``."""
+        opts: list[str] = ["-F", str(self.config)] if self.config else []
+        opts += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout_s}",
+                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+        if self.port:
+            opts += ["-o", f"Port={self.port}"]
+        if self.identity:
+            # The key asked for, not whichever the agent offers first (MaxAuthTries counts those).
+            opts += ["-o", f"IdentityFile={self.identity}", "-o", "IdentitiesOnly=yes"]
+        return opts
+
+
+_TRANSFERRED = re.compile(r"Transferred: sent (\d+), received (\d+) bytes")
+
+
+def explain_ssh_failure(destination: str, log: str) -> str:
+    """ssh's reason for failing, with what to do about it."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip() and not ln.startswith(("debug", "Authenticated"))]
+    reason = lines[-1] if lines else "no output"
+    if "Permission denied" in log:
+        return (f"ssh {destination}: the Pi refused the key ({reason}). edgeact never asks for passwords "
+                f"(BatchMode): install your key with `ssh-copy-id {destination}`, or pass --identity KEY, "
+                f"then check that `ssh {destination} true` works without a prompt")
+    if "Host key verification failed" in log or "REMOTE HOST IDENTIFICATION HAS CHANGED" in log:
+        return (f"ssh {destination}: the Pi's host key is unknown or has changed ({reason}); run "
+                f"`ssh {destination}` once to check and accept it (after a reinstall: "
+                f"`ssh-keygen -R HOST` first)")
+    if "Could not resolve hostname" in log:
+        return (f"ssh {destination}: {reason}; check the name (raspberrypi.local on most networks) "
+                f"or use the Pi's IP address")
+    if "Connection refused" in log or "timed out" in log or "No route to host" in log:
+        return (f"ssh {destination}: {reason}; is the Pi on and is SSH enabled "
+                f"(raspi-config > Interface Options > SSH)? Check the port (--port)")
+    return f"ssh {destination} failed: {reason}; check that `ssh {destination} true` works"
+
+
+class SshSession:
+    """A control-master ssh connection; use as a context manager.
+
+    ``run`` executes a POSIX sh script on the Pi; ``send`` copies files (rsync when both
+    ends have it, else scp). ``bytes_sent`` is known once the session is closed.
+    """
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+        self.bytes_sent: int | None = None
+        self.bytes_received: int | None = None
+        self._dir: Path | None = None
+        self._master: subprocess.Popen | None = None
+
+    # -- connection -------------------------------------------------------------------------
+    def __enter__(self) -> SshSession:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _control(self) -> list[str]:
+        assert self._dir is not None, "session not open"
+        return ["-o", f"ControlPath={self._dir / 'ctl'}", "-o", "ControlMaster=no"]
+
+    def client_options(self) -> list[str]:
+        """Options that make ssh/scp/rsync ride on this session's master connection."""
+        return [*self.target.options(), *self._control]
+
+    def open(self) -> None:
+        if shutil.which("ssh") is None:
+            raise DeployError("ssh is not installed: install OpenSSH's client (apt install openssh-client)")
+        # A short path: unix socket paths are limited to ~100 characters.
+        self._dir = Path(tempfile.mkdtemp(prefix="edgeact-ssh-"))
+        log = self._dir / "master.log"
+        cmd = ["ssh", *self.target.options(), "-o", f"ControlPath={self._dir / 'ctl'}", "-o", "ControlMaster=yes",
+               "-o", "ControlPersist=no", "-o", "LogLevel=VERBOSE", "-E", str(log), "-N", self.target.destination]
+        self._master = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.target.connect_timeout_s + 20
+        while time.monotonic() < deadline:
+            if self._master.poll() is not None:
+                text = log.read_text(errors="replace") if log.exists() else ""
+                self._cleanup()
+                raise DeployError(explain_ssh_failure(self.target.destination, text))
+            if (self._dir / "ctl").exists() and self._check():
+                return
+            time.sleep(0.05)
+        self.close()
+        raise DeployError(f"ssh {self.target.destination}: no connection after {self.target.connect_timeout_s + 20} s")
+
+    def _check(self) -> bool:
+        cmd = ["ssh", *self.client_options(), "-O", "check", self.target.destination]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+    def close(self) -> None:
+        if self._master is None:
+            return
+        if self._master.poll() is None:
+            subprocess.run(["ssh", *self.client_options(), "-O", "exit", self.target.destination],
+                           capture_output=True)
+            try:
+                self._master.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._master.kill()
+                self._master.wait()
+        log = self._dir / "master.log" if self._dir else None
+        if log is not None and log.exists():
+            found = _TRANSFERRED.findall(log.read_text(errors="replace"))
+            if found:
+                self.bytes_sent, self.bytes_received = (int(v) for v in found[-1])
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._master = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    # -- commands ---------------------------------------------------------------------------
+    def run(self, script: str, *args: str, check: bool = True, stream: bool = False,
+            timeout: float | None = None) -> subprocess.CompletedProcess:
+        """Run ``script`` with ``sh -c`` on the Pi, ``args`` as $1, $2, ...
+
+        ``stream``: output goes to this terminal (long steps such as pip show their progress)
+        instead of being captured. ``check``: a non-zero exit raises DeployError with the
+        script's stderr.
+        """
+        remote = shlex.join(["sh", "-c", script, "edgeact", *args])
+        cmd = ["ssh", *self.client_options(), self.target.destination, remote]
+        try:
+            result = subprocess.run(cmd, stdin=subprocess.DEVNULL, text=True, timeout=timeout,
+                                    capture_output=not stream, stdout=2 if stream else None)
+        except subprocess.TimeoutExpired as err:
+            raise DeployError(f"ssh {self.target.destination}: no answer within {timeout:g} s") from err
+        if result.returncode == 255:
+            raise DeployError(explain_ssh_failure(self.target.destination, result.stderr or ""))
+        if check and result.returncode != 0:
+            detail = (result.stderr or "").strip() or "see the output above"
+            raise DeployError(f"on {self.target.destination}: {detail}")
+        return result
+
+    def send(self, local_dir: Path, names: list[str], remote_dir: str, use_rsync: bool,
+             copy_dest: str | None = None, bwlimit_kbps: int | None = None) -> None:
+        """Copy ``names`` from ``local_dir`` into ``remote_dir`` (relative to the Pi's home, or absolute).
+
+        rsync resumes an interrupted copy (``--partial``) and, with ``copy_dest`` (a bundle
+        already on the Pi), sends only the files that differ from it.
+        """
+        if use_rsync and shutil.which("rsync"):
+            cmd = ["rsync", "-t", "--checksum", "--partial", "--files-from=-",
+                   "-e", shlex.join(["ssh", *self.client_options()])]
+            if copy_dest:
+                cmd.append(f"--copy-dest={copy_dest}")
+            if bwlimit_kbps:
+                cmd.append(f"--bwlimit={bwlimit_kbps}")
+            if sys.stderr.isatty():
+                cmd.append("--info=progress2")
+            cmd += [f"{local_dir}/", f"{self.target.destination}:{remote_dir}/"]
+            result = subprocess.run(cmd, input="\n".join(names) + "\n", text=True, stderr=subprocess.PIPE)
+        else:
+            self.run('mkdir -p "$1"', remote_dir)
+            cmd = ["scp", "-q", "-p", *self.client_options()]
+            if bwlimit_kbps:
+                cmd += ["-l", str(bwlimit_kbps * 8)]  # scp's limit is in Kbit/s
+            cmd += [str(local_dir / n) for n in names]
+            cmd.append(f"{self.target.destination}:{remote_dir}/")
+            result = subprocess.run(cmd, text=True, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if result.returncode != 0:
+            raise DeployError(f"copying to {self.target.destination}:{remote_dir} failed ({cmd[0]} exit "
+                              f"{result.returncode}: {result.stderr.strip()[-300:]}); nothing was switched, "
+                              "run the deploy again to resume")

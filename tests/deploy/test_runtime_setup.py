@@ -1,0 +1,93 @@
+"""`--setup`: the runtime installed into a venv on the "Pi" through ssh, then driving there."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from edgeact.cli import main
+from edgeact.deploy.runtime_setup import requirements_for, wheel_digest
+from edgeact.deploy.ssh import SshSession, SshTarget
+
+
+def test_requirements_follow_the_backend_and_hailort():
+    assert requirements_for("onnx-int8", hailo=False) == ()
+    assert requirements_for("onnx", hailo=True) == ("numpy<2",)
+    (torch,) = requirements_for("torch-int8", hailo=False)
+    assert torch.startswith("torch") and "<2.14" in torch  # pyproject's pin, not an open range
+
+
+def test_wheel_digest_ignores_zip_timestamps(tmp_path):
+    def wheel(name, stamp, body=b"print(1)\n"):
+        with zipfile.ZipFile(tmp_path / name, "w") as zf:
+            zf.writestr(zipfile.ZipInfo("edgeact/__init__.py", date_time=stamp), body)
+        return tmp_path / name
+
+    a = wheel("a.whl", (2024, 1, 1, 0, 0, 0))
+    assert wheel_digest(a) == wheel_digest(wheel("b.whl", (2025, 6, 1, 12, 0, 0)))
+    assert wheel_digest(a) != wheel_digest(wheel("c.whl", (2024, 1, 1, 0, 0, 0), b"print(2)\n"))
+
+
+@pytest.mark.slow
+def test_setup_installs_the_runtime_and_it_drives_there(loopback_pi, pi_bundle, tmp_path, capsys):
+    root = tmp_path / "pi" / "edgeact"  # a fresh Pi: no venv yet
+    args = ["--ssh-config", str(loopback_pi.config), "--remote-dir", str(root)]
+    assert main(["deploy", str(pi_bundle), loopback_pi.alias, "--setup", *args]) == 0
+    assert "setup: installed" in capsys.readouterr().out
+    assert (root / "venv" / ".edgeact-setup").is_file() and (root / "wheels").is_dir()
+
+    drive = (f"{root}/venv/bin/edgeact run --model {root}/current --camera sim --actuator sim --duration 2 "
+             "--rate 20 --no-realtime --status 0")
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as pi:
+        result = pi.run(drive, check=False, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "duration" in result.stdout
+        no_torch = pi.run(f'{root}/venv/bin/python -c "import torch"', check=False)
+        assert no_torch.returncode != 0  # the ONNX runtime needs no torch on the Pi
+
+    assert main(["deploy", loopback_pi.alias, "--setup", *args]) == 0
+    out = capsys.readouterr().out
+    assert "up to date" in out and "setup: unchanged" in out
+
+
+def test_hailort_on_the_pi_is_found(tmp_path):
+    """The snippet --setup runs first, here with a stand-in `hailortcli` on the PATH."""
+    import os
+    import subprocess
+
+    from edgeact.deploy.runtime_setup import CHECK
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "hailortcli").write_text("#!/bin/sh\necho 'HailoRT-CLI version 4.20.0'\n")
+    (tmp_path / "bin" / "hailortcli").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", CHECK, "edgeact", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert "hailo=yes" in out.stdout.splitlines() and "python=/usr/bin/python3" in out.stdout
+    out = subprocess.run(["sh", "-c", CHECK, "edgeact", str(tmp_path)], env={**env, "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert "hailo=no" in out.stdout.splitlines()
+
+
+def test_the_wheel_holds_exactly_the_source_tree(tmp_path):
+    import shutil
+
+    from edgeact.deploy.runtime_setup import build_wheel, source_tree
+
+    root = source_tree()
+    assert root is not None, "the tests run from an editable install"
+    had_build = (root / "build").exists()
+    stale = root / "build" / "lib" / "edgeact" / "stale_module.py"  # what an old build leaves behind
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
+    try:
+        wheel = build_wheel(tmp_path, log=lambda _: None)
+    finally:
+        stale.unlink()
+        if not had_build:
+            shutil.rmtree(root / "build")
+    with zipfile.ZipFile(wheel) as zf:
+        modules = {n for n in zf.namelist() if n.startswith("edgeact/") and n.endswith(".py")}
+        assert "edgeact/deploy/templates/edgeact.service" in zf.namelist()
+    expected = {str(p.relative_to(root / "src")) for p in (root / "src" / "edgeact").rglob("*.py")}
+    assert modules == expected

@@ -1,0 +1,66 @@
+"""The ssh transport against a real sshd on loopback: flags, keys, errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from edgeact.deploy.ssh import SshSession, SshTarget, explain_ssh_failure
+from edgeact.errors import DeployError
+
+
+def test_wrong_key_fails_at_once_with_the_fix(loopback_pi):
+    before = loopback_pi.connections()
+    target = SshTarget(f"{loopback_pi.user}@127.0.0.1", port=loopback_pi.port, identity=loopback_pi.wrong_key,
+                       config=loopback_pi.plain_config)
+    with pytest.raises(DeployError, match=r"refused the key.*ssh-copy-id"):
+        SshSession(target).open()
+    time.sleep(0.2)
+    assert loopback_pi.connections() - before == 1  # one attempt, no retry loop
+
+
+def test_port_and_identity_flags_and_bytes_counted(loopback_pi):
+    target = SshTarget(f"{loopback_pi.user}@127.0.0.1", port=loopback_pi.port, identity=loopback_pi.key,
+                       config=loopback_pi.plain_config)
+    with SshSession(target) as s:
+        assert s.run('printf "%s|%s" "$1" "$2"', "a b", "it's").stdout == "a b|it's"
+        assert s.run("exit 7", check=False).returncode == 7
+        with pytest.raises(DeployError, match="no such thing"):
+            s.run('echo "no such thing" >&2; exit 1')
+    assert 0 < s.bytes_sent < 20_000
+
+
+def test_an_unknown_host_key_is_not_accepted_silently(loopback_pi, tmp_path):
+    config = tmp_path / "config"
+    config.write_text(f"Host *\n  UserKnownHostsFile {tmp_path / 'empty'}\n  GlobalKnownHostsFile /dev/null\n"
+                      "  StrictHostKeyChecking yes\n")
+    target = SshTarget(f"{loopback_pi.user}@127.0.0.1", port=loopback_pi.port, identity=loopback_pi.key,
+                       config=config)
+    with pytest.raises(DeployError, match="host key is unknown or has changed"):
+        SshSession(target).open()
+
+
+@pytest.mark.parametrize("log, fix", [
+    ("ssh: Could not resolve hostname rover: Name or service not known", "raspberrypi.local"),
+    ("ssh: connect to host 10.0.0.9 port 22: Connection refused", "SSH enabled"),
+])
+def test_failures_name_the_fix(log, fix):
+    assert fix in explain_ssh_failure("pi@rover", log)
+
+
+def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
+    import shutil
+
+    from edgeact.deploy import ssh
+
+    real_which = shutil.which
+    monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
+    (tmp_path / "src").mkdir()
+    for name, data in (("a.bin", b"\x00" * 5000), ("b.json", b"{}")):
+        (tmp_path / "src" / name).write_bytes(data)
+    dest = tmp_path / "pi" / "dest"
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as s:
+        s.send(tmp_path / "src", ["a.bin", "b.json"], str(dest), use_rsync=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json"]
+    assert (dest / "a.bin").read_bytes() == b"\x00" * 5000
