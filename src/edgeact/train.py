@@ -151,7 +151,7 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     from edgeact import distributed
     from edgeact.data.dataset import EpisodeDataset, split_episodes
     from edgeact.data.episodes import load_episodes
-    from edgeact.data.loading import GlobalBatchSampler, Prefetcher
+    from edgeact.data.loading import GlobalBatchSampler, Prefetcher, spare_core
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import imagenet_stats, make_normalizers
@@ -231,7 +231,8 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
             "val_episodes": [e.name for e in val_eps], "training_data": _coverage(episodes)}
     loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.num_workers,
                                          persistent_workers=cfg.num_workers > 0)
-    batches = Prefetcher(iter(loader)) if cfg.num_workers == 0 else iter(loader)
+    prefetch = cfg.num_workers == 0 and spare_core(torch.get_num_threads())
+    batches = Prefetcher(iter(loader)) if prefetch else iter(loader)
     started = time.monotonic()
     step, train_seconds = start_step, 0.0
     bar = _progress_bar(total_steps, start_step) if ctx.is_main else None

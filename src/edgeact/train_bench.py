@@ -29,7 +29,7 @@ VARIANTS = (
     Variant("+ channels_last", True, False, False, False),
     Variant("+ fused AdamW", True, True, False, False),
     Variant("+ bf16 autocast (native bf16 only)", True, True, True, False),
-    Variant("+ batches built on a prefetch thread (= edgeact train)", True, True, True, True),
+    Variant("+ batches built on a prefetch thread (edgeact train: only with a spare core)", True, True, True, True),
 )
 
 
