@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeact.cli import main
+from edgeact.errors import InputError
 from edgeact.hailo.lint import RULES, lint_model
 
 
@@ -79,3 +81,12 @@ def test_cli_exit_codes(tmp_path, hailo_exported, capsys):
     assert main(["hailo", "lint", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "gelu_erf" in out and "end_node_names=['relu']" in out
+
+
+def test_missing_or_corrupt_file_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no ONNX file"):
+        lint_model(tmp_path / "absent.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="is not an ONNX model"):
+        lint_model(junk)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeact.errors import InputError
+
 # --------------------------------------------------------------------------------------
 # the rules' knowledge, each with its source
 SUPPORTED_OPS = frozenset(
@@ -186,7 +188,13 @@ def lint_model(model: Any, path: str = "<in memory>") -> LintReport:
 
     if isinstance(model, (str, Path)):
         path = str(model)
-        model = onnx.load(str(model))
+        if not Path(path).is_file():
+            raise InputError(f"no ONNX file at {path}; give a graph such as BUNDLE/hailo/split/edgeact_act.onnx")
+        try:
+            model = onnx.load(path)
+        except Exception as err:  # onnx raises several kinds for a file that is not a model
+            raise InputError(f"{path} is not an ONNX model ({err}); "
+                             "give the .onnx file `edgeact hailo export` wrote") from err
     graph = model.graph
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     shapes, dtypes = _tensor_info(model)
