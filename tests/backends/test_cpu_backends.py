@@ -103,13 +103,11 @@ def test_onnx_session_settings(quantized):
 
 def test_onnx_backends_do_not_import_torch(quantized):
     """The Pi runs ONNX backends with numpy + onnxruntime only."""
-    import subprocess
-    import sys
+    from without_torch import run_without
 
     path, _, _ = quantized
     code = (
-        "import sys, numpy as np\n"
-        "sys.modules['torch'] = None\n"  # any torch import now fails
+        "import numpy as np\n"
         "import edgeact\n"
         "for name in ('onnx', 'onnx-int8'):\n"
         "    b = edgeact.load_policy(sys.argv[1], backend=name)\n"
@@ -117,7 +115,7 @@ def test_onnx_backends_do_not_import_torch(quantized):
         "    assert out.shape == (10, 2)\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    done = run_without(code, str(path))
     assert done.returncode == 0, done.stderr[-2000:]
 
 

@@ -180,16 +180,13 @@ def test_not_compiled_and_not_exported(hailo_bundle, bundle, hailort):
 
 def test_hailo_split_needs_no_torch(compiled):
     """The Pi runs hailo-split with numpy, onnxruntime and hailo_platform only."""
-    import subprocess
-    import sys
     from pathlib import Path
+
+    from without_torch import run_without
 
     bundle = compiled("a8_w8")
     doubles = Path(__file__).parent / "doubles"
     code = f"""
-import sys
-sys.modules['torch'] = None
-sys.modules['onnx'] = None
 sys.path.insert(0, {str(doubles)!r})
 import hailort_double
 sys.modules['hailo_platform'] = hailort_double.make_module()
@@ -200,5 +197,5 @@ chunk = policy.predict_chunk(np.zeros((h, w, 3), np.uint8), np.zeros(2, np.float
 assert chunk.shape == (policy.spec.chunk_size, 2)
 print('ok')
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    out = run_without(code, blocked=("torch", "onnx"))
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr

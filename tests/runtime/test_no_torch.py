@@ -1,12 +1,9 @@
 """The Pi runtime must work without torch (and without matplotlib unless a plot is asked for)."""
 
-import subprocess
-import sys
-from pathlib import Path
+from without_torch import run_without
 
 CODE = r"""
 import sys
-sys.modules['torch'] = None          # any `import torch` now raises ImportError
 import edgeact.runtime, edgeact.commands.run, edgeact.drive, edgeact.backends.onnx_backend
 import edgeact.deploy.smoke, edgeact.doctor, edgeact.commands.doctor  # run on the Pi
 from edgeact.runtime import ProcessConfig, RuntimeConfig, ThreadedCamera, run_rover, open_actuator
@@ -27,7 +24,5 @@ print("ok")
 
 
 def test_runtime_runs_without_torch():
-    src = Path(__file__).resolve().parents[2] / "src"
-    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r})\n" + CODE],
-                         capture_output=True, text=True, timeout=60)
+    out = run_without(CODE)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr

@@ -1,13 +1,9 @@
 """`edgeact drive` runs on the Pi: no torch (nor matplotlib) is imported by the page, the pilot or the recorder."""
 
-import subprocess
-import sys
-from pathlib import Path
+from without_torch import run_without
 
 CODE = r"""
-import sys, tempfile
-sys.modules['torch'] = None          # any `import torch` now raises ImportError
-sys.modules['matplotlib'] = None
+import tempfile
 import edgeact.commands.drive
 from edgeact.teleop.no_policy import NoPolicy
 from edgeact.teleop.session import DriveConfig, DriveSession
@@ -27,7 +23,5 @@ print("ok")
 
 
 def test_drive_runs_without_torch():
-    src = Path(__file__).resolve().parents[2] / "src"
-    out = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(src)!r})\n" + CODE],
-                         capture_output=True, text=True, timeout=60)
+    out = run_without(CODE, blocked=("torch", "matplotlib"))
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
