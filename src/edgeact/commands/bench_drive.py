@@ -9,6 +9,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from edgeact.teleop.session import DriveConfig
+
     p = subparsers.add_parser(
         "bench-drive",
         help="the drive page's cost: the simulated drive at --rate without and with a headless Chromium on the page",
@@ -21,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default=None, metavar="NAME", help="backend (default auto)")
     p.add_argument("--rate", type=float, default=100.0, metavar="HZ", help="control rate (default 100)")
     p.add_argument("--duration", type=float, default=60.0, metavar="S", help="seconds per phase (default 60)")
-    p.add_argument("--video-fps", type=float, default=15.0, metavar="FPS", help="the page's video cap (default 15)")
+    p.add_argument("--video-fps", type=float, default=DriveConfig.video_fps, metavar="FPS",
+                   help="the page's video cap (default %(default)g)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: physical cores - 1)")
     p.add_argument("--no-page", action="store_true", help="only the phase without the page")
     p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")

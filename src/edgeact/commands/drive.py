@@ -17,6 +17,13 @@ from edgeact.errors import ConfigError
 
 
 def register(subparsers) -> None:
+    from edgeact.drive import Parts
+    from edgeact.runtime.config import RuntimeConfig
+    from edgeact.runtime.limits import Limits
+    from edgeact.teleop.pilot import PilotConfig
+    from edgeact.teleop.session import DriveConfig
+
+    drive, pilot, limits = DriveConfig(), PilotConfig(), Limits()
     p = subparsers.add_parser(
         "drive",
         help="drive the rover from a web page or a gamepad, record episodes, watch the policy and take over",
@@ -39,23 +46,27 @@ def register(subparsers) -> None:
                    help="episode rate (default: the policy's fps, 30 without a model)")
     p.add_argument("--auto-record", action="store_true",
                    help="with --record: an episode starts when the rover moves and ends after 1 s stopped")
-    p.add_argument("--web", default="127.0.0.1:8887", metavar="HOST:PORT",
-                   help="where the page listens (default 127.0.0.1:8887, this machine only; 0.0.0.0:8887 for a phone)")
+    p.add_argument("--web", default=f"{drive.host}:{drive.port}", metavar="HOST:PORT",
+                   help=f"where the page listens (default %(default)s, this machine only; 0.0.0.0:{drive.port} "
+                   "for a phone)")
     p.add_argument("--gamepad", default=None, metavar="DEVICE", help="evdev gamepad on the Pi (/dev/input/eventN)")
-    p.add_argument("--rate", type=float, default=50.0, metavar="HZ", help="control rate (default 50)")
-    p.add_argument("--max-throttle", type=float, default=1.0, metavar="X",
-                   help="|throttle| limit in [0, 1] (default 1); the page's slider starts at min(0.5, X)")
-    p.add_argument("--heartbeat", type=float, default=250.0, metavar="MS",
-                   help="neutral when the page in control is silent this long (default 250)")
-    p.add_argument("--video-fps", type=float, default=15.0, metavar="FPS",
-                   help="the page's video rate cap (default 15)")
+    p.add_argument("--rate", type=float, default=RuntimeConfig.rate_hz, metavar="HZ",
+                   help="control rate (default %(default)g)")
+    p.add_argument("--max-throttle", type=float, default=limits.max_throttle, metavar="X",
+                   help=f"|throttle| limit in [0, 1] (default %(default)g); the page's slider starts at "
+                   f"min({pilot.max_throttle:g}, X)")
+    p.add_argument("--heartbeat", type=float, default=pilot.heartbeat_s * 1e3, metavar="MS",
+                   help="neutral when the page in control is silent this long (default %(default)g)")
+    p.add_argument("--video-fps", type=float, default=drive.video_fps, metavar="FPS",
+                   help="the page's video rate cap (default %(default)g)")
     p.add_argument("--size", default="360x640", metavar="HxW",
                    help="camera frame size without --model (default 360x640)")
     p.add_argument("--token", default=None, help="the page's token (default: a fresh random one)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--telemetry", default=None, metavar="FILE.jsonl", help="ticks, stages and events as JSON lines")
-    p.add_argument("--watchdog", type=float, default=250.0, metavar="MS", help="simulated Arduino's watchdog")
-    p.add_argument("--seed", type=int, default=0, help="simulator appearance seed (--camera sim)")
+    p.add_argument("--watchdog", type=float, default=Parts.watchdog_s * 1e3, metavar="MS",
+                   help="simulated Arduino's watchdog (default %(default)g)")
+    p.add_argument("--seed", type=int, default=Parts.seed, help="simulator appearance seed (--camera sim)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: physical cores - 1)")
     p.add_argument("--no-qr", action="store_true", help="print the URL without the QR code")
     p.add_argument("--no-realtime", action="store_true", help="do not try SCHED_FIFO for the control thread")
@@ -103,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
                               limits=Limits(max_throttle=args.max_throttle),
                               process=ProcessConfig(keyboard=True, realtime=not args.no_realtime),
                               output=OutputConfig(telemetry_path=args.telemetry)),
-        pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3, max_throttle=min(0.5, args.max_throttle)),
+        pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3,
+                          max_throttle=min(PilotConfig.max_throttle, args.max_throttle)),
         record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port,
         token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)

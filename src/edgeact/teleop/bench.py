@@ -77,8 +77,9 @@ class DriveBench:
         return "\n".join(lines)
 
 
-def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0, video_fps: float = 15.0,
-                page: bool = True, log: Callable[[str], None] = print) -> DriveBench:
+def bench_drive(backend: Any, rate_hz: float = 100.0, duration_s: float = 60.0,
+                video_fps: float = DriveConfig.video_fps, page: bool = True,
+                log: Callable[[str], None] = print) -> DriveBench:
     """Run the phases (without the page, then with it, unless ``page`` is False) on ``backend``."""
     phases = [_phase(backend, rate_hz, duration_s, video_fps, with_page=False, log=log)]
     if page:

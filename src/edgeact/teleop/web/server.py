@@ -52,8 +52,8 @@ class Controls(Protocol):
 
 
 class DriveServer:
-    def __init__(self, controls: Controls, host: str, port: int, token: str, video_fps: float = 15.0,
-                 video_quality: int = 70, video_width: int = 640) -> None:
+    def __init__(self, controls: Controls, host: str, port: int, token: str, video_fps: float,
+                 video_quality: int, video_width: int = 640) -> None:
         self.controls = controls
         self.host = host
         self.port = port
