@@ -59,11 +59,15 @@ def weights(out):
 
 
 def assert_same_weights(a, b):
-    # Adam divides by sqrt(v): a float-rounding difference in a near-zero gradient moves a
-    # weight by a visible fraction of one step (lr 3e-4), so the tolerance is a sixth of a step
+    # Adam divides by sqrt(v): where a gradient is ~0, float rounding (another batch split,
+    # another kernel blocking) picks the sign of a whole lr-sized step, so a few weights may
+    # differ by up to a step. A real error (other samples, no gradient sync) moves most weights
+    # by that much. Allowed: 1 weight in 10,000 off by more than a tenth of the smallest step.
     assert a.keys() == b.keys()
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert worst < 5e-5, f"weights differ by up to {worst}"
+    diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
+    outliers = int((diff > 1e-5).sum())
+    assert outliers <= diff.numel() * 1e-4, f"{outliers} of {diff.numel()} weights differ by more than 1e-5"
+    assert float(diff.max()) < 1e-3, f"weights differ by up to {float(diff.max())}"
 
 
 @pytest.mark.slow
@@ -75,6 +79,9 @@ def test_two_gloo_processes_train_like_one_on_the_same_global_batch(episodes, tm
     out = tmp_path / "two"
     assert sorted(p.name for p in out.iterdir()) == ["best", "last", "log.jsonl", "loss.png", "training_state.pt"]
     assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [3]
+    # the logged training loss is the global batch's (both ranks' halves), not rank 0's half
+    one, two = (json.loads((tmp_path / name / "log.jsonl").read_text()) for name in ("one", "two"))
+    assert two["l1_loss"] == pytest.approx(one["l1_loss"], rel=1e-4)
     # and it did change the weights: the comparison is not between two untouched models
     init = tmp_path / "init"
     train(TrainConfig(data=episodes, out=init, steps=3, **{**DETERMINISTIC, "overrides": {

@@ -83,3 +83,25 @@ def host_engine() -> str:
         if engine in supported:
             return engine
     raise BackendError(f"this PyTorch build has no quantized engine (supported: {supported})")
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks (up to 32 MiB each) for reuse instead of unmapping them.
+
+    A training step frees and allocates the same few-MiB tensors every step (activations,
+    gradients, bf16 copies of the weights). By default glibc serves large blocks with mmap and
+    hands freed memory back to the OS, so every step page-faults its tensors in again; keeping
+    it measured 5% of a tiny-preset step on 2 cores. The price is that the process keeps its
+    peak heap. Returns False (and changes nothing) where the C library is not glibc.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))

@@ -80,6 +80,20 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def mean_over_ranks(ctx: DistContext, values: dict[str, float], device) -> dict[str, float]:
+    """``values`` averaged over every process (each rank's are from its slice of the global
+    batch); unchanged in single-process training. Every rank must call it."""
+    if not ctx.enabled:
+        return values
+    import torch
+    import torch.distributed as dist
+
+    names = sorted(values)
+    stacked = torch.tensor([float(values[n]) for n in names], dtype=torch.float64, device=device)
+    dist.all_reduce(stacked)
+    return {n: float(v) / ctx.world_size for n, v in zip(names, stacked.tolist(), strict=True)}
+
+
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled:
         import torch.distributed as dist

@@ -133,9 +133,13 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     """Train an ACT policy on the episodes in ``cfg.data``; see module docstring for outputs.
 
     Under torchrun (``WORLD_SIZE`` > 1) every process calls this: DDP splits each global
-    batch over the processes and only rank 0 writes.
+    batch over the processes and only rank 0 writes. It tunes the process's memory allocator
+    for training (:func:`edgeact.cpu.keep_freed_memory`).
     """
     from edgeact import distributed
+    from edgeact.cpu import keep_freed_memory
+
+    keep_freed_memory()
 
     ctx = distributed.from_environment()
     device = distributed.init(ctx, _device(cfg.device))
@@ -248,6 +252,7 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1_loss']:.3f}")
             if step % cfg.eval_every == 0 or step == total_steps:
+                logs = distributed.mean_over_ranks(ctx, logs, device)  # the global batch's losses, not rank 0's
                 if ctx.is_main:
                     val_l1 = evaluate_l1(policy, normalizers, val_set, device)
                     record = {"step": step, **logs, "val_l1": val_l1, "seconds": time.monotonic() - started}
@@ -326,10 +331,10 @@ def _train_step(model, normalizers, optimizer, batch, device, grad_clip_norm: fl
 def _prepare(batch, normalizers, device, channels_last: bool = True):
     import torch
 
-    image = batch[CAMERA_KEY].to(device, non_blocking=True)
-    if channels_last:
+    image = normalizers[CAMERA_KEY.replace(".", "_")](batch[CAMERA_KEY].to(device, non_blocking=True))
+    if channels_last:  # after normalizing: a per-channel op is slower on the channels-last layout
         image = image.contiguous(memory_format=torch.channels_last)
-    images = [normalizers[CAMERA_KEY.replace(".", "_")](image)]
+    images = [image]
     state = normalizers[OBS_STATE.replace(".", "_")](batch[OBS_STATE].to(device))
     actions = normalizers[ACTION](batch[ACTION].to(device))
     return images, state, actions, batch["action_is_pad"].to(device)

@@ -4,6 +4,11 @@ Every variant trains the same model from the same initial weights on the same ba
 how the step runs changes (memory layout, optimizer kernel, autocast, where batches are
 built), never what the model computes. Variants are timed in interleaved rounds so that load
 from other processes on a shared machine spreads over all of them; compare the ratios.
+
+What every variant shares (the frozen batch norm applied on the cheaper side of each
+convolution, the one-pass colour augmentation, malloc keeping freed memory as ``edgeact
+train`` sets it) is not a variant: ``scripts/compare_training_speed.py`` measures those against
+the revision before them.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     """Median seconds per step of each :data:`VARIANTS` entry on the episodes in ``data``."""
     import torch
 
+    from edgeact.cpu import keep_freed_memory
     from edgeact.data.dataset import EpisodeDataset
     from edgeact.data.episodes import load_episodes
     from edgeact.data.loading import GlobalBatchSampler, Prefetcher
@@ -53,6 +59,7 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     from edgeact.normalization import make_normalizers
     from edgeact.train import _loss_model, _train_step, get_preset, model_config, native_bf16
 
+    keep_freed_memory()  # as edgeact train runs
     device = torch.device("cpu")
     episodes = load_episodes(data)
     image_size = get_preset(preset).image_size or episodes[0].image_size

@@ -58,15 +58,10 @@ class ImageAugment:
         """Augment one HxWx3 uint8 RGB image; ``rand``: 8 numbers in [0, 1) (torch's RNG if None,
         so DataLoader workers get different draws)."""
         r = torch.rand(8).numpy() if rand is None else np.asarray(rand, dtype=np.float64)
-        u = lambda k, a: 1.0 + a * (2.0 * r[k] - 1.0)  # noqa: E731
-        x = img.astype(np.float32)
-        x *= u(0, self.brightness)
-        gray = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = (x - gray.mean()) * u(1, self.contrast) + gray.mean()
-        gray = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-        x = gray + (x - gray) * u(2, self.saturation)
-        x *= np.array([u(3, self.hue), u(4, self.hue), u(5, self.hue)], np.float32)
-        out = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        u = 1.0 + np.array([self.brightness, self.contrast, self.saturation, self.hue, self.hue, self.hue]) * (
+            2.0 * r[:6] - 1.0
+        )
+        out = cv2.transform(img, _colour_jitter_matrix(img, *u))  # rounds and saturates to uint8
         h, w = img.shape[:2]
         dx = (2 * r[6] - 1) * self.shift_x * w
         dy = (2 * r[7] - 1) * self.shift_y * h
@@ -74,6 +69,26 @@ class ImageAugment:
             m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
             out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out
+
+
+_GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma weights (sum to 1)
+
+
+def _colour_jitter_matrix(img: np.ndarray, brightness: float, contrast: float, saturation: float,
+                          r_gain: float, g_gain: float, b_gain: float) -> np.ndarray:
+    """The 3x4 affine colour map ``[A | b]`` that applies, in order, brightness ×k, contrast
+    around the mean grey, saturation around each pixel's grey, and per-channel gains.
+
+    Each step is affine in RGB, so their composition is one matrix applied in one pass
+    (``cv2.transform``), instead of a float copy of the image rewritten once per step.
+    """
+    mean_grey = float(np.dot(cv2.mean(img)[:3], _GREY)) * brightness
+    saturate = saturation * np.eye(3) + (1.0 - saturation) * np.outer(np.ones(3), _GREY)
+    gains = np.array([r_gain, g_gain, b_gain])
+    matrix = gains[:, None] * saturate * (brightness * contrast)
+    # saturate maps grey to itself (the weights sum to 1), so the contrast offset only meets the gains
+    offset = gains * (1.0 - contrast) * mean_grey
+    return np.hstack([matrix, offset[:, None]]).astype(np.float32)
 
 
 MIRRORED_NAMES = ("steering",)  # values whose sign flips when the world is mirrored left-right

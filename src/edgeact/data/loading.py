@@ -54,6 +54,7 @@ class GlobalBatchSampler:
         if weights is not None and (len(weights) != num_samples or not np.all(np.asarray(weights) >= 0)):
             raise ConfigError(f"sample weights must be {num_samples} non-negative numbers")
         self.probabilities = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+        self._epoch_order: tuple[int, np.ndarray] = (-1, np.empty(0, np.int64))
 
     @property
     def batches_per_epoch(self) -> int:
@@ -62,13 +63,19 @@ class GlobalBatchSampler:
     def indices(self, step: int) -> list[int]:
         """This rank's sample indices for optimizer step ``step`` (0-based)."""
         epoch, k = divmod(step, self.batches_per_epoch)
-        rng = np.random.default_rng([self.seed, epoch])
-        if self.probabilities is None:
-            order = rng.permutation(self.num_samples)
-        else:  # weighted draws with replacement, one "epoch" as many draws as samples
-            order = rng.choice(self.num_samples, size=self.num_samples, p=self.probabilities)
         lo = k * self.global_batch + self.rank * self.per_rank
-        return order[lo : lo + self.per_rank].tolist()
+        return self._order(epoch)[lo : lo + self.per_rank].tolist()
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The global sample order of ``epoch``, drawn once per epoch (not once per step)."""
+        if self._epoch_order[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            if self.probabilities is None:
+                order = rng.permutation(self.num_samples)
+            else:  # weighted draws with replacement, one "epoch" as many draws as samples
+                order = rng.choice(self.num_samples, size=self.num_samples, p=self.probabilities)
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
 
     def __iter__(self) -> Iterator[list[int]]:
         step = self.start_step

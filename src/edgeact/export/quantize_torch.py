@@ -57,8 +57,7 @@ def _modules():
 
     def fold(conv: nn.Conv2d, bn) -> nn.Conv2d:
         """Conv followed by a frozen batch norm -> one Conv2d with bias."""
-        scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-        shift = bn.bias - bn.running_mean * scale
+        scale, shift = bn.scale_shift()
         out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                         conv.dilation, conv.groups, bias=True)
         with torch.no_grad():

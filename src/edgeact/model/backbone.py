@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from edgeact.errors import CheckpointError, ConfigError
 
@@ -24,7 +25,10 @@ RESNET_LAYOUTS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
 
 
 class FrozenBatchNorm2d(nn.Module):
-    """Batch norm with fixed statistics and affine parameters, all buffers (never trained)."""
+    """Batch norm with fixed statistics and affine parameters, all buffers (never trained).
+
+    It has no forward of its own: :func:`conv_bn` applies it inside the convolution before it.
+    """
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -39,10 +43,35 @@ class FrozenBatchNorm2d(nn.Module):
         state_dict.pop(prefix + "num_batches_tracked", None)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def scale_shift(self) -> tuple[Tensor, Tensor]:
+        """Per-channel ``(scale, shift)`` with ``bn(x) == x * scale + shift``."""
         scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
-        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+        return scale, self.bias - self.running_mean * scale
+
+
+def conv_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d, x: Tensor) -> Tensor:
+    """``bn(conv(x))``, with the norm applied to the weights or to the output, whichever is smaller.
+
+    The norm is frozen, so folding it into the convolution's weights and bias is exact up to
+    float rounding. In training it costs a pass over the weights (forward and backward) instead
+    of one over the output: cheaper in the early stages, where outputs are large and weights
+    small, dearer in the last ones, where a 512x512x3x3 kernel meets a 3x4 map. The sizes are
+    compared per output channel and per sample (kernel weights vs output positions). In eval mode
+    (inference, export) it always folds: the graph is the Conv-with-bias every exporter,
+    quantizer and accelerator expects.
+    """
+    scale, shift = bn.scale_shift()
+    if conv.training and conv.weight[0].numel() > _output_positions(conv, x):
+        y = conv(x)  # in the dtype autocast chose: a float32 scale would promote every activation
+        return y * scale.to(y.dtype).reshape(1, -1, 1, 1) + shift.to(y.dtype).reshape(1, -1, 1, 1)
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _output_positions(conv: nn.Conv2d, x: Tensor) -> int:
+    """Output positions per sample of ``conv`` on ``x`` (output height x width). Per sample, not
+    per batch, so that a batch split over DDP processes takes the same path as the whole batch."""
+    return -(-x.shape[2] // conv.stride[0]) * -(-x.shape[3] // conv.stride[1])
 
 
 def _conv3x3(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -66,9 +95,9 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = conv_bn(self.conv2, self.bn2, out)
         return self.relu(out + identity)
 
 
@@ -87,10 +116,10 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else conv_bn(self.downsample[0], self.downsample[1], x)
+        out = self.relu(conv_bn(self.conv1, self.bn1, x))
+        out = self.relu(conv_bn(self.conv2, self.bn2, out))
+        out = conv_bn(self.conv3, self.bn3, out)
         return self.relu(out + identity)
 
 
@@ -138,7 +167,7 @@ class ResNetBackbone(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(conv_bn(self.conv1, self.bn1, x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def load_pretrained(self, path: str | Path) -> None:
