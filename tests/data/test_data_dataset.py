@@ -89,6 +89,29 @@ def test_augmentation_changes_pixels_not_labels(two_episodes):
     assert np.abs(same.astype(int) - img).max() <= 1
 
 
+def _jitter_step_by_step(aug: ImageAugment, img: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The colour jitter as its docstring states it, one float pass per step (the specification)."""
+    u = lambda k, a: 1.0 + a * (2.0 * r[k] - 1.0)  # noqa: E731
+    grey = np.array([0.299, 0.587, 0.114])
+    x = img.astype(np.float64) * u(0, aug.brightness)
+    x = (x - (x @ grey).mean()) * u(1, aug.contrast) + (x @ grey).mean()
+    g = (x @ grey)[..., None]
+    x = g + (x - g) * u(2, aug.saturation)
+    x *= np.array([u(3, aug.hue), u(4, aug.hue), u(5, aug.hue)])
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def test_colour_jitter_in_one_pass_equals_the_steps_one_by_one(two_episodes):
+    eps, _, _ = two_episodes
+    aug = ImageAugment(shift_x=0.0, shift_y=0.0)
+    rng = np.random.default_rng(0)
+    images = [eps[0].load_frame(0), rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)]
+    for img in images:
+        for _ in range(20):
+            r = rng.random(8)
+            assert np.abs(aug(img, rand=r).astype(int) - _jitter_step_by_step(aug, img, r)).max() <= 1
+
+
 def test_split_by_episode():
     names = [f"episode_{i:03d}" for i in range(10)]
     train, val = split_episodes(names, val_fraction=0.2, seed=3)

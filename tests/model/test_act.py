@@ -1,8 +1,9 @@
 import numpy as np
 import torch
 
+from edgeact.bench import randomize_frozen_bn
 from edgeact.model.act import ACTPolicy
-from edgeact.model.backbone import ResNetBackbone
+from edgeact.model.backbone import FrozenBatchNorm2d, ResNetBackbone
 from edgeact.model.transformer import MultiheadAttention
 from factories import tiny_config
 
@@ -18,6 +19,40 @@ def test_backbone_keys_are_torchvision_layout_without_fc_or_counters():
 def test_backbone_downsamples_by_32():
     out = ResNetBackbone("resnet18")(torch.zeros(1, 3, 64, 96))
     assert out.shape == (1, 512, 2, 3)
+
+
+def _reference_backbone(backbone: ResNetBackbone, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's ResNet forward with the frozen norm as a separate op (LeRobot's layout)."""
+    def bn(m: FrozenBatchNorm2d, y: torch.Tensor) -> torch.Tensor:
+        scale = m.weight * (m.running_var + m.eps).rsqrt()
+        return y * scale.reshape(1, -1, 1, 1) + (m.bias - m.running_mean * scale).reshape(1, -1, 1, 1)
+
+    def block(b, y):
+        identity = y if b.downsample is None else bn(b.downsample[1], b.downsample[0](y))
+        out = torch.relu(bn(b.bn1, b.conv1(y)))
+        return torch.relu(bn(b.bn2, b.conv2(out)) + identity)
+
+    y = backbone.maxpool(torch.relu(bn(backbone.bn1, backbone.conv1(x))))
+    for stage in (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4):
+        for b in stage:
+            y = block(b, y)
+    return y
+
+
+def test_frozen_norm_inside_the_convolution_computes_the_separate_norm():
+    # training folds it into the kernels of the early stages and applies it to layer4's small
+    # maps; eval folds it everywhere: all three are the same function
+    torch.manual_seed(0)
+    backbone = ResNetBackbone("resnet18")
+    randomize_frozen_bn(backbone, seed=1)
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        expected = _reference_backbone(backbone, x)
+        trained = backbone.train()(x)
+        evaluated = backbone.eval()(x)
+    scale = float(expected.abs().max())
+    assert float((trained - expected).abs().max()) < 1e-5 * scale
+    assert float((evaluated - expected).abs().max()) < 1e-5 * scale
 
 
 def test_attention_matches_torch_multihead_attention():
