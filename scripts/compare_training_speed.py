@@ -26,20 +26,29 @@ REPO = Path(__file__).resolve().parents[1]
 BEFORE = "5d004e1"  # the last revision before issue 12's training speed-ups
 
 
+def run_edgeact(src: Path, args: list[str]) -> None:
+    """``python -m edgeact.cli ARGS`` with the package from ``src``; exits naming the command if it fails."""
+    cmd = [sys.executable, "-m", "edgeact.cli", *args]
+    proc = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({src}): edgeact {' '.join(args)}\n{proc.stderr[-2000:]}")
+
+
 def export_source(rev: str, dest: Path) -> Path:
     """``src/`` of ``rev`` unpacked under ``dest`` (no worktree left behind)."""
     dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True)
+    if archive.returncode != 0:
+        sys.exit(f"cannot read revision {rev!r} of {REPO}: {archive.stderr.decode().strip()} "
+                 "(give a commit, tag or branch of this repository with --before)")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest / "src"
 
 
 def train_seconds(src: Path, data: Path, out: Path, steps: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    cmd = [sys.executable, "-m", "edgeact.cli", "train", "--data", str(data), "--out", str(out),
-           "--steps", str(steps), "--eval-every", str(10 * steps)]
     started = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    run_edgeact(src, ["train", "--data", str(data), "--out", str(out), "--steps", str(steps),
+                      "--eval-every", str(10 * steps)])
     return time.perf_counter() - started
 
 
@@ -50,14 +59,15 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=240, help="steps of the long run (default 240)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
     args = parser.parse_args()
+    if not 1 <= args.short < args.long or args.rounds < 1:
+        parser.error("need 1 <= --short < --long and --rounds >= 1")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         versions = {args.before: export_source(args.before, root / "before"), "this checkout": REPO / "src"}
         data = root / "episodes"
-        # the demo's recipe before issue 12: one track, 96x128 frames
-        subprocess.run([sys.executable, "-m", "edgeact.cli", "sim", "record", "--out", str(data), "--episodes", "24",
-                        "--size", "96x128", "--seconds", "20"], check=True, capture_output=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        print("recording 24 episodes (the demo's recipe before issue 12: one track, 96x128 frames) ...", flush=True)
+        run_edgeact(REPO / "src", ["sim", "record", "--out", str(data), "--episodes", "24", "--size", "96x128",
+                                   "--seconds", "20"])
         per_step: dict[str, list[float]] = {name: [] for name in versions}
         for r in range(1, args.rounds + 1):
             for name, src in versions.items():
