@@ -435,8 +435,7 @@ def _check_shapes(config: ACTConfig, data_size, state_dim: int, action_dim: int,
 
 
 def _total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
-    if batches_per_epoch == 0:
-        raise DataError(f"{cfg.data}: fewer samples than one batch; record more episodes or lower --batch-size")
+    """Steps to train to; ``batches_per_epoch`` >= 1 (the sampler refuses data smaller than a batch)."""
     if cfg.steps is not None:
         return int(cfg.steps)
     if cfg.epochs is not None:

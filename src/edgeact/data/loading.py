@@ -13,7 +13,7 @@ collate) in the training thread, between steps. :class:`Prefetcher` builds the n
 on a background thread while the step runs (both spend their time in C code that releases
 the GIL), so the step never waits for data unless data is slower than compute. It pays only
 with a core that torch's threads leave free: on 2 cores with torch on both, the thread
-competes with the step and a step took 192 ms instead of 143 ms (`edgeact bench --training`),
+competes with the step and a step took 164 ms instead of 128 ms (`edgeact bench --training`),
 so :func:`spare_core` decides.
 """
 
