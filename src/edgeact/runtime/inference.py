@@ -49,10 +49,17 @@ class TickAction:
 class ActionSource(Protocol):
     """A per-tick action source with the inference counters the safety checks and report read."""
 
-    chunks: int  # chunks computed
-    errors: int  # failed inferences
-    consecutive_errors: int
-    last_error: str | None  # the newest failure while it lasts; None once one succeeds
+    @property
+    def chunks(self) -> int: ...  # chunks computed
+
+    @property
+    def errors(self) -> int: ...  # failed inferences
+
+    @property
+    def consecutive_errors(self) -> int: ...
+
+    @property
+    def last_error(self) -> str | None: ...  # the newest failure while it lasts; None once one succeeds
 
     def start(self, t_start: float) -> None: ...
 

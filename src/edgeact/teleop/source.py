@@ -23,38 +23,22 @@ class PilotSource:
         self.pilot = pilot
         self._steer_i, self._throttle_i, self._action_dim = steer_i, throttle_i, action_dim
 
-    # the inference counters the runtime's safety checks and report read: the policy's own
+    # the inference counters the runtime's safety checks and report read: the policy's own (read-only)
     @property
     def chunks(self) -> int:
         return self.inner.chunks
-
-    @chunks.setter
-    def chunks(self, value: int) -> None:
-        self.inner.chunks = value
 
     @property
     def errors(self) -> int:
         return self.inner.errors
 
-    @errors.setter
-    def errors(self, value: int) -> None:
-        self.inner.errors = value
-
     @property
     def consecutive_errors(self) -> int:
         return self.inner.consecutive_errors
 
-    @consecutive_errors.setter
-    def consecutive_errors(self, value: int) -> None:
-        self.inner.consecutive_errors = value
-
     @property
     def last_error(self) -> str | None:
         return self.inner.last_error
-
-    @last_error.setter
-    def last_error(self, value: str | None) -> None:
-        self.inner.last_error = value
 
     def start(self, t_start: float) -> None:
         self.inner.start(t_start)
