@@ -186,11 +186,8 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     policy = ACTPolicy(config)
     if cfg.backbone_weights is not None and state is None:
         policy.model.backbone.load_pretrained(cfg.backbone_weights)
-    # channels_last: oneDNN (CPU) and cuDNN convolutions run NHWC natively, so the backbone
-    # skips a layout reorder before and after every convolution. The weights' values and the
-    # saved state dict are unchanged.
     policy.to(device)
-    policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
+    policy.model.backbone.use_channels_last(config.image_size, device.type)
     normalizers = make_normalizers(config, stats).to(device)
     optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
                                   weight_decay=config.optimizer_weight_decay, **_adamw_impl(device))

@@ -4,7 +4,7 @@ import torch
 from edgeact.bench import randomize_frozen_bn
 from edgeact.model.act import ACTPolicy
 from edgeact.model.backbone import FrozenBatchNorm2d, ResNetBackbone
-from edgeact.model.transformer import MultiheadAttention
+from edgeact.model.transformer import Dropout, MultiheadAttention
 from factories import tiny_config
 
 
@@ -53,6 +53,43 @@ def test_frozen_norm_inside_the_convolution_computes_the_separate_norm():
     scale = float(expected.abs().max())
     assert float((trained - expected).abs().max()) < 1e-5 * scale
     assert float((evaluated - expected).abs().max()) < 1e-5 * scale
+
+
+def test_training_layout_keeps_small_maps_nchw_and_computes_the_same():
+    # 96x128 frames: layer4's maps are 3x4, under NHWC_MIN_POSITIONS, so it stays NCHW on the CPU
+    torch.manual_seed(0)
+    backbone = ResNetBackbone("resnet18")
+    randomize_frozen_bn(backbone, seed=1)
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        expected = _reference_backbone(backbone, x)
+        backbone.use_channels_last((96, 128), "cpu")
+        out = backbone.train()(x.contiguous(memory_format=torch.channels_last))
+    channels_last = torch.channels_last
+    assert backbone.layer3[1].conv2.weight.is_contiguous(memory_format=channels_last)
+    assert backbone.layer4[1].conv2.weight.is_contiguous()
+    assert not backbone.layer4[1].conv2.weight.is_contiguous(memory_format=channels_last)
+    assert float((out - expected).abs().max()) < 1e-5 * float(expected.abs().max())
+    bigger = ResNetBackbone("resnet18")
+    bigger.use_channels_last((360, 640), "cpu")  # layer4's maps are 12x20: every stage channels-last
+    assert bigger.layer4[1].conv2.weight.is_contiguous(memory_format=channels_last)
+
+
+def test_dropout_keeps_each_element_with_probability_one_minus_p_and_rescales():
+    torch.manual_seed(0)
+    drop = Dropout(0.1)
+    x = (torch.rand(400, 500) + 1.0).requires_grad_()
+    y = drop.train()(x)
+    kept = y != 0
+    # 200,000 draws: the kept fraction's standard deviation is 0.00067
+    assert abs(float(kept.float().mean()) - 0.9) < 0.004
+    assert torch.allclose(y[kept], x[kept] / 0.9)
+    y.sum().backward()
+    assert torch.allclose(x.grad, kept.float() / 0.9)
+    assert not torch.equal(drop(x), drop(x))  # fresh draws each call
+    assert drop.eval()(x) is x
+    half = drop.train()(x.detach().bfloat16())
+    assert half.dtype == torch.bfloat16 and abs(float((half != 0).float().mean()) - 0.9) < 0.004
 
 
 def test_attention_matches_torch_multihead_attention():
