@@ -183,7 +183,7 @@ class ResNetBackbone(nn.Module):
         return x
 
     def use_channels_last(self, image_size: tuple[int, int], device_type: str) -> None:
-        """Lay the weights out channels-last (NHWC) for training, where the convolutions run faster so.
+        """Lay the weights out channels-last (NHWC) for training on ``device_type``.
 
         oneDNN (CPU) and cuDNN convolutions run NHWC natively, so a channels-last input skips a
         layout reorder around every convolution. On the CPU the stages whose output maps are
