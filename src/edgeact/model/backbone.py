@@ -68,17 +68,17 @@ def conv_bn(conv: nn.Conv2d, bn: FrozenBatchNorm2d, x: Tensor) -> Tensor:
     quantizer and accelerator expects.
     """
     scale, shift = bn.scale_shift()
-    if conv.training and conv.weight[0].numel() > _output_positions(conv, x):
+    # per sample, not per batch: a batch split over DDP processes takes the same path as the whole batch
+    if conv.training and conv.weight[0].numel() > _map_positions(x.shape[2:], conv.stride[0]):
         y = conv(x)  # in the dtype autocast chose: a float32 scale would promote every activation
         return y * scale.to(y.dtype).reshape(1, -1, 1, 1) + shift.to(y.dtype).reshape(1, -1, 1, 1)
     weight = conv.weight * scale.reshape(-1, 1, 1, 1)
     return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
-def _output_positions(conv: nn.Conv2d, x: Tensor) -> int:
-    """Output positions per sample of ``conv`` on ``x`` (output height x width). Per sample, not
-    per batch, so that a batch split over DDP processes takes the same path as the whole batch."""
-    return -(-x.shape[2] // conv.stride[0]) * -(-x.shape[3] // conv.stride[1])
+def _map_positions(size: tuple[int, ...], stride: int) -> int:
+    """Positions (height x width) of the map that a ``stride`` padded as ResNet pads makes of ``size``."""
+    return -(-size[0] // stride) * -(-size[1] // stride)
 
 
 def _conv3x3(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -198,7 +198,7 @@ class ResNetBackbone(nn.Module):
             first = getattr(self, name)[0]
             if first.downsample is not None:
                 stride *= first.downsample[0].stride[0]
-            if -(-image_size[0] // stride) * -(-image_size[1] // stride) < NHWC_MIN_POSITIONS:
+            if _map_positions(image_size, stride) < NHWC_MIN_POSITIONS:
                 small.add(name)
                 getattr(self, name).to(memory_format=torch.contiguous_format)
         self._nchw_stages = frozenset(small)
