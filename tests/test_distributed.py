@@ -62,11 +62,13 @@ def assert_same_weights(a, b):
     # Adam divides by sqrt(v): where a gradient is ~0, float rounding (another batch split,
     # another kernel blocking) picks the sign of a whole lr-sized step, so a few weights may
     # differ by up to a step. A real error (other samples, no gradient sync) moves most weights
-    # by that much. Allowed: 1 weight in 10,000 off by more than a tenth of the smallest step.
+    # by that much (7.6 M of 11.2 M weights when a rank trains on half the batch). How many flip
+    # depends on the CPU's kernels: 233 of 11.2 M with AVX512 (Zen 5), 4,011 with AVX2 (Zen 3).
+    # Allowed: 1 weight in 1,000 off by more than a tenth of the smallest step.
     assert a.keys() == b.keys()
     diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in a])
     outliers = int((diff > 1e-5).sum())
-    assert outliers <= diff.numel() * 1e-4, f"{outliers} of {diff.numel()} weights differ by more than 1e-5"
+    assert outliers <= diff.numel() * 1e-3, f"{outliers} of {diff.numel()} weights differ by more than 1e-5"
     assert float(diff.max()) < 1e-3, f"weights differ by up to {float(diff.max())}"
 
 
