@@ -94,12 +94,17 @@ def test_train_cli(episodes, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
+    import torch
+
+    from edgeact.train import native_bf16
     from edgeact.train_bench import VARIANTS, bench_training, format_table
 
     timings = bench_training(episodes, steps=1, rounds=1, progress=lambda _: None)
     assert [t.variant for t in timings] == list(VARIANTS)
-    ran = [t for t in timings if not t.skipped]
-    assert len(ran) >= 4 and all(t.seconds_per_step > 0 for t in ran)
+    # every variant runs but those on bf16 on a CPU without native bf16 (an AVX2-only EPYC)
+    skipped = [t.variant for t in timings if t.skipped]
+    assert skipped == ([] if native_bf16(torch.device("cpu")) else [v for v in VARIANTS if v.bf16])
+    assert all(t.seconds_per_step > 0 for t in timings if not t.skipped)
     table = format_table(timings, 1)
     assert "| reference: fp32" in table and "1.00x" in table and "prefetch thread" in table
 def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
