@@ -8,7 +8,7 @@ import pytest
 
 from edgeact.cli import main
 from edgeact.deploy.runtime_setup import requirements_for, wheel_digest
-from edgeact.deploy.ssh import SshSession, SshTarget
+from edgeact.ssh import SshSession, SshTarget
 
 
 def test_requirements_follow_the_backend_and_hailort():

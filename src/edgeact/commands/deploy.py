@@ -73,7 +73,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact.deploy.ssh import SshSession, SshTarget
+    from edgeact.ssh import SshSession, SshTarget
 
     if len(args.targets) > 2:
         raise ConfigError("give at most SOURCE and HOST (e.g. edgeact deploy bundle pi@raspberrypi)")

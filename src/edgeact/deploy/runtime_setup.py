@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeact.deploy import remote
-from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
+from edgeact.ssh import SshSession
 
 TORCH_BACKENDS = ("torch", "torch-int8")
 MARKER = ".edgeact-setup"
@@ -108,7 +108,7 @@ def build_wheel(out_dir: Path, log: Callable[[str], None] = print) -> Path:
             if (root / name).is_file():
                 shutil.copy2(root / name, source / name)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
-        if _has_setuptools():
+        if _builds_without_isolation():
             cmd.insert(4, "--no-build-isolation")  # no download of setuptools for every build
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=build)
     wheels = sorted(out_dir.glob("edgeact-*.whl"))
@@ -117,12 +117,21 @@ def build_wheel(out_dir: Path, log: Callable[[str], None] = print) -> Path:
     return wheels[-1]
 
 
-def _has_setuptools() -> bool:
+def _builds_without_isolation() -> bool:
+    """Whether this environment's setuptools can build our wheel itself: pyproject asks for >= 68, and
+    before 70.1 the ``bdist_wheel`` command came from the separate ``wheel`` package (a venv made by
+    Python 3.11 has setuptools 65 and no ``wheel``)."""
     try:
-        importlib.metadata.version("setuptools")
+        version = tuple(int(v) for v in re.findall(r"\d+", importlib.metadata.version("setuptools"))[:2])
     except importlib.metadata.PackageNotFoundError:
         return False
-    return True
+    if version >= (70, 1):
+        return True
+    try:
+        importlib.metadata.version("wheel")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return version >= (68, 0)
 
 
 def wheel_digest(wheel: Path) -> str:
