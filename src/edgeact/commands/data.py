@@ -133,8 +133,8 @@ def run_pull(args: argparse.Namespace) -> int:
         report = pull(session, args.out, options, log=lambda m: print(m, flush=True))
     print(report.format())
     if session.bytes_received is not None:
-        print(f"ssh received {session.bytes_received / 1e6:.2f} MB, sent {(session.bytes_sent or 0) / 1e3:.1f} kB "
-              f"in {report.seconds:.1f} s")
+        print(f"ssh received {session.bytes_received / 1e6:.2f} MB ({session.bytes_received:,} bytes), sent "
+              f"{(session.bytes_sent or 0) / 1e3:.1f} kB in {report.seconds:.1f} s")
     if report.new:
         print(f"next: edgeact data view {args.out}, then edgeact train --data {args.out} …")
     return 0 if report.ok else 1

@@ -1,11 +1,12 @@
 """``edgeact deploy --setup``: the runtime on the Pi, in ``<root>/venv``, from a wheel built here.
 
 The Pi never sees our source or needs git: the wheel is built on the laptop and copied.
-Its dependencies are the runtime's only (numpy, onnxruntime, opencv-python-headless,
-pyserial, safetensors), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch
-backend. With HailoRT on the Pi (installed by apt into the system Python), the venv sees
-the system site-packages and numpy stays below 2, which HailoRT 4.x needs. A marker in the
-venv records what was installed: a second run with the same wheel changes nothing.
+Its dependencies are the runtime's (numpy, onnxruntime, opencv-python-headless, pyserial,
+safetensors) and the ``drive`` extra's (aiohttp, segno: ``edgeact drive`` records on the
+Pi), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch backend. With
+HailoRT on the Pi (installed by apt into the system Python), the venv sees the system
+site-packages and numpy stays below 2, which HailoRT 4.x needs. A marker in the venv
+records what was installed: a second run with the same wheel changes nothing.
 """
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ if [ ! -x venv/bin/python ]; then
     echo "python3 -m venv failed: install it with sudo apt install python3-venv" >&2; exit 3; }
 fi
 rm -f venv/.edgeact-setup
-venv/bin/python -m pip install --upgrade "wheels/$wheel" "$@"
+venv/bin/python -m pip install --upgrade "wheels/$wheel[drive]" "$@"
 # Same version number, new build: pip would keep the old one.
 venv/bin/python -m pip install --force-reinstall --no-deps --quiet "wheels/$wheel"
-venv/bin/python -c 'import edgeact, numpy, onnxruntime, cv2, serial, safetensors
+venv/bin/python -c 'import edgeact, numpy, onnxruntime, cv2, serial, safetensors, aiohttp, segno
 print("installed edgeact", edgeact.__version__, "| numpy", numpy.__version__, "| onnxruntime", onnxruntime.__version__)'
 printf '%s\n' "$marker" > venv/.edgeact-setup
 """
@@ -178,6 +179,7 @@ def setup_runtime(session: SshSession, root: str, backend: str | None, wheel: Pa
     with tempfile.TemporaryDirectory(prefix="edgeact-wheel-") as tmp:
         wheel = wheel or build_wheel(Path(tmp), log)
         marker = json.dumps({"wheel": wheel_digest(wheel), "requirements": list(requirements),
+                             "extras": ["drive"],  # INSTALL's wheel[drive]; a venv set up without it is redone
                              "system_site_packages": hailo}, sort_keys=True)
         if found.get("installed") == marker and found.get("importable") == "yes":
             log(f"runtime in {venv} is up to date (same wheel and requirements): nothing changed")
