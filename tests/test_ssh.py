@@ -70,3 +70,27 @@ def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
         s.send(tmp_path / "src", ["a.bin", "b.json"], str(dest), use_rsync=True)
     assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json"]
     assert (dest / "a.bin").read_bytes() == b"\x00" * 5000
+
+
+@pytest.mark.parametrize("rsync", [True, False], ids=["rsync", "scp"])
+def test_receive_copies_paths_with_their_folders_and_says_as_each_file_arrives(loopback_pi, tmp_path, monkeypatch,
+                                                                                rsync):
+    import shutil
+
+    from edgeact import ssh
+
+    real_which = shutil.which
+    if not rsync:
+        monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
+    pi = tmp_path / "pi"
+    files = {"episode_000/data.csv": b"frame\n0\n", "episode_000/frames/000000.jpg": b"\xff" * 3000,
+             "episode_001/frames/000000.jpg": b"\x00" * 10}
+    for name, data in files.items():
+        (pi / name).parent.mkdir(parents=True, exist_ok=True)
+        (pi / name).write_bytes(data)
+    (pi / "episode_000" / "not_asked_for.txt").write_text("stays on the Pi")
+    here, arrived = tmp_path / "here", []
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as s:
+        s.receive(str(pi), sorted(files), here, use_rsync=True, on_file=arrived.append)
+    assert sorted(arrived) == sorted(files)
+    assert {str(p.relative_to(here)): p.read_bytes() for p in here.rglob("*") if p.is_file()} == files

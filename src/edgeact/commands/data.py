@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from edgeact.commands.ssh_options import add_connection_options, ssh_target
 from edgeact.data.pull import DEFAULT_REMOTE_DIR
 
 
@@ -55,11 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pull.add_argument("--delete-after-verify", action="store_true",
                       help="then delete on the Pi the episodes verified here (only those, and only if unchanged "
                       "there since), to free its card")
-    con = pull.add_argument_group("connection (as for edgeact deploy)")
-    con.add_argument("--port", type=int, help="ssh port (default: ~/.ssh/config, else 22)")
-    con.add_argument("--identity", type=Path, metavar="KEY", help="private key to use (only this one)")
-    con.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh client config instead of ~/.ssh/config")
-    con.add_argument("--bwlimit", type=int, metavar="KBPS", help="limit the copy to KBPS kB/s")
+    add_connection_options(pull.add_argument_group("connection (as for edgeact deploy)"))
     pull.set_defaults(func=run_pull)
 
     imp = sub.add_parser(
@@ -124,9 +120,9 @@ def run_view(args: argparse.Namespace) -> int:
 
 def run_pull(args: argparse.Namespace) -> int:
     from edgeact.data.pull import PullOptions, pull
-    from edgeact.ssh import SshSession, SshTarget
+    from edgeact.ssh import SshSession
 
-    session = SshSession(SshTarget(args.host, port=args.port, identity=args.identity, config=args.ssh_config))
+    session = SshSession(ssh_target(args.host, args))
     options = PullOptions(remote_dir=args.remote_dir, delete_after_verify=args.delete_after_verify,
                           bwlimit_kbps=args.bwlimit)
     with session:

@@ -150,33 +150,40 @@ def pull(session: SshSession, out: str | os.PathLike, options: PullOptions | Non
     with _exclusive(out):
         listing = remote.probe(session, options.remote_dir)
         report = PullReport(listing.source, out, writing=listing.writing, odd=listing.odd, restored=listing.restored)
-        here = LocalEpisodes.scan(out)
-        known = {e.name: here.by_signature.get((listing.source, e.name, e.signature)) for e in listing.episodes}
-        unknown = [e for e in listing.episodes if known[e.name] is None]
-        if unknown:
-            log(f"{len(listing.episodes) - len(unknown)} episodes already here; hashing {len(unknown)} on the Pi")
-        hashes = remote.hash_episodes(session, listing.root, [e.name for e in unknown])
-        to_pull: list[tuple[RemoteEpisode, HashList]] = []
-        for ep in unknown:
-            found = hashes[ep.name]
-            if found is None:
-                report.gone.append(ep.name)
-            elif (match := here.match(out, listing.source, ep, found)) is not None:
-                known[ep.name] = match
-            else:
-                to_pull.append((ep, found))
-        report.already_here = sorted(n for n, local in known.items() if local is not None)
+        known, to_pull = _sort_out(session, listing, out, report, log)
         staging = out / STAGING / _source_key(listing.source)
         verified = _fetch(session, listing, to_pull, staging, options, log, report)
-        for ep, found, episode in verified:
+        for ep, found in verified:
             local = _install(staging / ep.name, out, listing.source, ep, found)
-            report.new.append(Pulled(ep.name, local, episode, ep.bytes))
+            report.new.append(Pulled(ep.name, local, read_episode(out / local, check_first_frame=False), ep.bytes))
             known[ep.name] = out / local
-        _clear_staging(staging)
+        shutil.rmtree(staging, ignore_errors=True)  # what is left belongs to no episode still to pull
         if options.delete_after_verify:
-            _delete_verified(session, listing, known, {ep.name: found for ep, found, _ in verified}, report)
+            _delete_verified(session, listing, known, {ep.name: found for ep, found in verified}, report)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _sort_out(session: SshSession, listing: Listing, out: Path, report: PullReport, log: Callable[[str], None],
+              ) -> tuple[dict[str, Path | None], list[tuple[RemoteEpisode, HashList]]]:
+    """Which of the Pi's episodes are here already ({name: folder here, or None}), and which to pull."""
+    here = LocalEpisodes.scan(out)
+    known = {e.name: here.by_signature.get((listing.source, e.name, e.signature)) for e in listing.episodes}
+    unknown = [e for e in listing.episodes if known[e.name] is None]
+    if unknown:
+        log(f"{len(listing.episodes) - len(unknown)} episodes already here; hashing {len(unknown)} on the Pi")
+    hashes = remote.hash_episodes(session, listing.root, [e.name for e in unknown])
+    to_pull: list[tuple[RemoteEpisode, HashList]] = []
+    for ep in unknown:
+        found = hashes[ep.name]
+        if found is None:
+            report.gone.append(ep.name)
+        elif (match := here.match(out, listing.source, ep, found)) is not None:
+            known[ep.name] = match
+        else:
+            to_pull.append((ep, found))
+    report.already_here = sorted(n for n, local in known.items() if local is not None)
+    return known, to_pull
 
 
 # ---------------------------------------------------------------------- what is here
@@ -184,7 +191,6 @@ def pull(session: SshSession, out: str | os.PathLike, options: PullOptions | Non
 class LocalEpisodes:
     """The episodes in OUT that a pull brought, by where they came from and by content."""
 
-    records: dict[Path, dict[str, Any]]
     by_signature: dict[tuple[str, str, str], Path]  # (source, remote name, signature) -> folder
     by_digest: dict[str, Path]
 
@@ -192,8 +198,7 @@ class LocalEpisodes:
     def scan(cls, out: Path) -> LocalEpisodes:
         records = {folder: record for folder in sorted(out.iterdir())
                    if not folder.name.startswith(".") and (record := _read_record(folder))}
-        return cls(records,
-                   {(r["source"], r["remote_name"], r["signature"]): f for f, r in records.items()
+        return cls({(r["source"], r["remote_name"], r["signature"]): f for f, r in records.items()
                     if {"source", "remote_name", "signature"} <= set(r)},
                    {r["digest"]: f for f, r in records.items() if "digest" in r})
 
@@ -246,8 +251,8 @@ def _source_key(source: str) -> str:
 # ---------------------------------------------------------------------- copy and check
 def _fetch(session: SshSession, listing: Listing, to_pull: list[tuple[RemoteEpisode, HashList]], staging: Path,
            options: PullOptions, log: Callable[[str], None],
-           report: PullReport) -> list[tuple[RemoteEpisode, HashList, Episode]]:
-    """Copy ``to_pull`` into ``staging``, verify each copy, and load it; refused ones go into ``report``."""
+           report: PullReport) -> list[tuple[RemoteEpisode, HashList]]:
+    """Copy ``to_pull`` into ``staging``, verify each copy and load it; refused ones go into ``report``."""
     if not to_pull:
         return []
     staging.mkdir(parents=True, exist_ok=True)
@@ -269,15 +274,14 @@ def _fetch(session: SshSession, listing: Listing, to_pull: list[tuple[RemoteEpis
             shutil.rmtree(folder, ignore_errors=True)
             continue
         try:
-            episode = read_episode(folder)
-            validate_frames(episode)
+            validate_frames(read_episode(folder))
         except DataError as err:
             on_pi = str(err).replace(str(folder), f"{listing.root}/{ep.name}")
             report.refused[ep.name] = (f"does not load as an episode ({on_pi}); the copy matched the Pi's byte for "
                                        "byte, so the episode is like that on the Pi")
             shutil.rmtree(folder, ignore_errors=True)
             continue
-        verified.append((ep, found, episode))
+        verified.append((ep, found))
     return verified
 
 
@@ -346,11 +350,6 @@ def _install(folder: Path, out: Path, source: str, ep: RemoteEpisode, found: Has
     name = ep.name if not (out / ep.name).exists() else episode_name(next_episode_index(out))
     os.rename(folder, out / name)
     return name
-
-
-def _clear_staging(staging: Path) -> None:
-    """What is left in this source's staging folder belongs to no episode still to pull."""
-    shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- freeing the Pi's card
