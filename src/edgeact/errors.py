@@ -49,5 +49,9 @@ class ToolchainError(EdgeactError):
     """An external build or flash tool (avr-gcc, the Arduino core, avrdude) is missing or failed."""
 
 
-class DeployError(EdgeactError):
-    """The Pi could not be reached, or refused or failed a deploy step."""
+class RemoteError(EdgeactError):
+    """The Pi could not be reached over ssh, or a command or copy there failed."""
+
+
+class DeployError(RemoteError):
+    """The Pi refused or failed a deploy step."""

@@ -13,8 +13,8 @@ from deployhelpers import bundle_dirs, current_of, metadata, variant
 
 from edgeact.deploy import pipeline
 from edgeact.deploy.bundles import verify_local
-from edgeact.deploy.ssh import SshSession, SshTarget
 from edgeact.errors import DeployError
+from edgeact.ssh import SshSession, SshTarget
 
 
 def session(pi) -> SshSession:

@@ -5,13 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 
-from edgeact.deploy.remote import HASHES, format_hashes, parse_probe, remote_root_arg
-
-
-def test_remote_root_resolves_like_ssh_and_rsync():
-    assert remote_root_arg("~/edgeact") == "edgeact"  # relative to the login's home, for sh, rsync and scp
-    assert remote_root_arg("~") == "."
-    assert remote_root_arg("/srv/rover") == "/srv/rover"
+from edgeact.deploy.remote import HASHES, format_hashes, parse_probe
 
 
 def test_hash_lists_match_what_the_pi_prints(tmp_path):

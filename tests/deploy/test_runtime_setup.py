@@ -1,14 +1,10 @@
-"""`--setup`: the runtime installed into a venv on the "Pi" through ssh, then driving there."""
+"""`--setup`: what it installs and how it builds the wheel (the install itself: tests/test_journey.py)."""
 
 from __future__ import annotations
 
 import zipfile
 
-import pytest
-
-from edgeact.cli import main
 from edgeact.deploy.runtime_setup import requirements_for, wheel_digest
-from edgeact.deploy.ssh import SshSession, SshTarget
 
 
 def test_requirements_follow_the_backend_and_hailort():
@@ -29,26 +25,9 @@ def test_wheel_digest_ignores_zip_timestamps(tmp_path):
     assert wheel_digest(a) != wheel_digest(wheel("c.whl", (2024, 1, 1, 0, 0, 0), b"print(2)\n"))
 
 
-@pytest.mark.slow
-def test_setup_installs_the_runtime_and_it_drives_there(loopback_pi, pi_bundle, tmp_path, capsys):
-    root = tmp_path / "pi" / "edgeact"  # a fresh Pi: no venv yet
-    args = ["--ssh-config", str(loopback_pi.config), "--remote-dir", str(root)]
-    assert main(["deploy", str(pi_bundle), loopback_pi.alias, "--setup", *args]) == 0
-    assert "setup: installed" in capsys.readouterr().out
-    assert (root / "venv" / ".edgeact-setup").is_file() and (root / "wheels").is_dir()
-
-    drive = (f"{root}/venv/bin/edgeact run --model {root}/current --camera sim --actuator sim --duration 2 "
-             "--rate 20 --no-realtime --status 0")
-    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as pi:
-        result = pi.run(drive, check=False, timeout=300)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "duration" in result.stdout
-        no_torch = pi.run(f'{root}/venv/bin/python -c "import torch"', check=False)
-        assert no_torch.returncode != 0  # the ONNX runtime needs no torch on the Pi
-
-    assert main(["deploy", loopback_pi.alias, "--setup", *args]) == 0
-    out = capsys.readouterr().out
-    assert "up to date" in out and "setup: unchanged" in out
+# `--setup` into a fresh venv on the loopback "Pi" (from PyPI), no torch there, `edgeact drive` and
+# `edgeact run` driving there, and a second `--setup` that changes nothing: tests/test_journey.py,
+# which needs that venv anyway (one install per CI run instead of two).
 
 
 def test_hailort_on_the_pi_is_found(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,27 @@ def test_rerecord_drops_the_episode_in_progress_and_erase_last_deletes_this_sess
     assert sorted(p.name for p in root.iterdir()) == ["episode_000"]
     assert rec.erase_last() == "episode_000"
     assert rec.erase_last() is None  # never older data
+
+
+def test_episodes_name_their_session_and_policy_and_erase_survives_a_pull_that_took_the_episode(tmp_path):
+    cam, feed = CountingCamera(fps=60.0), Feed()
+    rec = Recorder(tmp_path / "eps", 30.0, cam, feed, meta={"policy": "/home/pi/edgeact/bundles/rover-abc"})
+    cam.start()
+    rec.start()
+    try:
+        feed.set(0.1, 0.2)
+        rec.toggle()
+        record_steps(rec, 3)
+        rec.toggle()
+        assert wait_for(lambda: rec.episodes == 1, 5.0)
+        (ep,) = load_episodes(tmp_path / "eps")
+        assert ep.meta["policy"] == "/home/pi/edgeact/bundles/rover-abc" and ep.meta["session"] == rec.session
+        assert ep.meta["session"].endswith("Z")  # UTC: `edgeact data view` groups a session's episodes
+        shutil.rmtree(ep.path)  # `edgeact data pull --delete-after-verify` took it meanwhile
+        assert rec.erase_last() is None  # no error from the page's button
+    finally:
+        rec.stop()
+        cam.stop()
 
 
 def test_a_crash_mid_episode_loses_only_that_episode(tmp_path):

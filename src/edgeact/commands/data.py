@@ -1,9 +1,13 @@
-"""`edgeact data stats|view|import-lerobot|export-lerobot`: inspect, view, import and export episode datasets."""
+"""`edgeact data stats|view|pull|import-lerobot|export-lerobot`: inspect, view, pull from the rover, import
+and export episode datasets."""
 
 from __future__ import annotations
 
 import argparse
 import json
+
+from edgeact.commands.ssh_options import add_connection_options, ssh_target
+from edgeact.data.pull import DEFAULT_REMOTE_DIR
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +38,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     view.add_argument("dir", metavar="DIR", help="folder of episodes (or one episode folder)")
     view.add_argument("--out", default=None, metavar="FILE.html", help="where to write it (default DIR/view.html)")
     view.set_defaults(func=run_view)
+
+    pull = sub.add_parser(
+        "pull",
+        help="copy the rover's recorded episodes here over SSH: complete ones only, verified, only what is new",
+        description="Copies the complete episodes of REMOTE_DIR on the Pi (what `edgeact drive --record` wrote; "
+        "an episode still being recorded is skipped and named) into OUT through your OpenSSH client, as "
+        "`edgeact deploy` does. Episodes already here and unchanged are not sent again; an interrupted pull "
+        "resumes. Each copy is hashed on the Pi (sha256sum) and here, and must load as an episode, before it "
+        "appears in OUT (atomically). Exit status 1 when an episode was refused.",
+    )
+    pull.add_argument("host", metavar="HOST", help="the Pi as for ssh (pi@raspberrypi or a Host from ~/.ssh/config)")
+    pull.add_argument("remote_dir", nargs="?", default=DEFAULT_REMOTE_DIR, metavar="REMOTE_DIR",
+                      help=f"episodes folder on the Pi (default {DEFAULT_REMOTE_DIR})")
+    pull.add_argument("--out", required=True, metavar="DIR", help="episodes folder here (created if needed)")
+    pull.add_argument("--delete-after-verify", action="store_true",
+                      help="then delete on the Pi the episodes verified here (only those, and only if unchanged "
+                      "there since), to free its card")
+    add_connection_options(pull.add_argument_group("connection (as for edgeact deploy)"))
+    pull.set_defaults(func=run_pull)
 
     imp = sub.add_parser(
         "import-lerobot",
@@ -93,6 +116,24 @@ def run_view(args: argparse.Namespace) -> int:
     path = write_report(args.dir, args.out)
     print(f"wrote {path} (open it in a browser)")
     return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from edgeact.data.pull import PullOptions, pull
+    from edgeact.ssh import SshSession
+
+    session = SshSession(ssh_target(args.host, args))
+    options = PullOptions(remote_dir=args.remote_dir, delete_after_verify=args.delete_after_verify,
+                          bwlimit_kbps=args.bwlimit)
+    with session:
+        report = pull(session, args.out, options, log=lambda m: print(m, flush=True))
+    print(report.format())
+    if session.bytes_received is not None:
+        print(f"ssh received {session.bytes_received / 1e6:.2f} MB ({session.bytes_received:,} bytes), sent "
+              f"{(session.bytes_sent or 0) / 1e3:.1f} kB in {report.seconds:.1f} s")
+    if report.new:
+        print(f"next: edgeact data view {args.out}, then edgeact train --data {args.out} …")
+    return 0 if report.ok else 1
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgeact.commands.ssh_options import add_connection_options, ssh_target
 from edgeact.errors import ConfigError
 
 
@@ -46,13 +47,10 @@ def register(subparsers) -> None:
                      help="backend the Pi runs and smoke-tests: onnx-int8, onnx, torch-int8, torch (default: int8 "
                      "when the bundle is quantized, else onnx)")
     con = p.add_argument_group("connection")
-    con.add_argument("--port", type=int, help="ssh port (default: ~/.ssh/config, else 22)")
-    con.add_argument("--identity", type=Path, metavar="KEY", help="private key to use (only this one)")
-    con.add_argument("--ssh-config", type=Path, metavar="FILE", help="ssh client config instead of ~/.ssh/config")
+    add_connection_options(con)
     con.add_argument("--remote-dir", default=DEFAULT_ROOT, metavar="DIR",
                      help=f"root on the Pi (default {DEFAULT_ROOT})")
     con.add_argument("--keep", type=int, default=DEFAULT_KEEP, help=f"bundles kept on the Pi (default {DEFAULT_KEEP})")
-    con.add_argument("--bwlimit", type=int, metavar="KBPS", help="limit the copy to KBPS kB/s")
     pi = p.add_argument_group("Pi setup")
     pi.add_argument("--setup", action="store_true",
                     help="install or upgrade the runtime in REMOTE_DIR/venv (a wheel built here; no torch unless "
@@ -73,7 +71,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgeact.deploy.ssh import SshSession, SshTarget
+    from edgeact.ssh import SshSession
 
     if len(args.targets) > 2:
         raise ConfigError("give at most SOURCE and HOST (e.g. edgeact deploy bundle pi@raspberrypi)")
@@ -85,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"nothing to do for {host}: give a SOURCE to deploy, or --setup, --service, --rollback, "
                           "--list, --status or --doctor")
     bundle = _local_bundle(args, source) if source else None  # refused here, before any connection
-    target = SshTarget(host, port=args.port, identity=args.identity, config=args.ssh_config)
-    session = SshSession(target)
+    session = SshSession(ssh_target(host, args))
     with session:
         code = _on_pi(args, session, bundle)
     if bundle is not None and session.bytes_sent is not None:

@@ -87,6 +87,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def policy_label(model: str) -> str:
+    """What recorded episodes say drove in the auto modes: the model's real folder (``~/edgeact/current``
+    resolves to the deployed bundle), or the stand-in's name."""
+    return model if model.startswith("fake") else str(Path(model).expanduser().resolve())
+
+
 def _backend(args: argparse.Namespace):
     if args.model is None:
         from edgeact.teleop.no_policy import NoPolicy
@@ -116,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                               output=OutputConfig(telemetry_path=args.telemetry)),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3,
                           max_throttle=min(PilotConfig.max_throttle, args.max_throttle)),
-        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port,
+        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record,
+        record_meta={"policy": policy_label(args.model)} if args.model else {}, host=host, port=port,
         token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:

@@ -1,7 +1,9 @@
 """`edgeact data view DIR`: one self-contained HTML page to check recordings before training.
 
-Per episode: a strip of frames across it, steering and throttle against time with the
-steps where a person took over (the ``intervention`` column) shaded, and a few numbers.
+At the top, a table per track (simulator episodes) or per drive session (``edgeact drive``
+episodes: one run of the command, with the policy that drove in auto modes). Per episode: a
+strip of frames across it, steering and throttle against time with the steps where a person
+took over (the ``intervention`` column) shaded, and a few numbers.
 An episode that does not read is shown with its error instead of stopping the report.
 Frames are embedded as small JPEGs and plots as inline SVG: the file opens from disk in
 any browser, with no server and nothing to download.
@@ -12,6 +14,8 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,6 +35,7 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) 
     root = Path(root)
     dirs = episode_dirs(root)
     cards, totals = [], {"episodes": 0, "steps": 0, "seconds": 0.0, "interventions": 0, "broken": 0}
+    episodes = []
     for d in dirs:
         try:
             ep = read_episode(d)
@@ -38,14 +43,75 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) 
             totals["broken"] += 1
             cards.append(f'<section class="ep broken"><h2>{_e(d.name)}</h2><p class="err">{_e(str(err))}</p></section>')
             continue
+        episodes.append(ep)
         totals["episodes"] += 1
         totals["steps"] += len(ep)
         totals["seconds"] += ep.duration_s
         totals["interventions"] += int(ep.interventions.sum()) if ep.interventions is not None else 0
         cards.append(_episode_card(ep))
     path = Path(out) if out else root / "view.html"
-    atomic_write_text(path, _page(root, totals, cards))
+    atomic_write_text(path, _page(root, totals, [_groups_table(group_episodes(episodes)), *cards]))
     return path
+
+
+@dataclass(frozen=True)
+class Group:
+    """Episodes of one track (simulator) or one drive session (``edgeact drive``), summed."""
+
+    name: str  # "track oval", "session 2025-06-01 14:02 UTC", or "other"
+    episodes: int
+    frames: int
+    seconds: float
+    takeovers: int  # separate stretches where a person took over from the policy
+    intervention_steps: int
+    policy: str  # who drove in the auto modes (the model's folder name); "" when driven by hand
+
+
+def group_of(ep: Episode) -> str:
+    meta = ep.meta
+    if "track" in meta:
+        return f"track {meta['track']}"
+    if "session" in meta:
+        return f"session {str(meta['session']).replace('T', ' ').removesuffix('Z')[:16]} UTC"
+    return "other"
+
+
+def group_episodes(episodes: Sequence[Episode]) -> list[Group]:
+    """One row per track or session, in the order they first appear."""
+    members: dict[str, list[Episode]] = {}
+    for ep in episodes:
+        members.setdefault(group_of(ep), []).append(ep)
+    rows = []
+    for name, eps in members.items():
+        flags = [ep.interventions for ep in eps if ep.interventions is not None]
+        policies = sorted({Path(str(ep.meta["policy"])).name for ep in eps if ep.meta.get("policy")})
+        rows.append(Group(name, len(eps), sum(len(ep) for ep in eps), sum(ep.duration_s for ep in eps),
+                          sum(takeovers(f) for f in flags), int(sum(f.sum() for f in flags)), ", ".join(policies)))
+    return rows
+
+
+GROUP_COLUMNS = ("", "episodes", "min", "frames", "takeovers", "takeover steps", "policy")
+
+
+def _group_cells(g: Group) -> tuple[str, ...]:
+    return (g.name, str(g.episodes), f"{g.seconds / 60:.1f}", str(g.frames), str(g.takeovers),
+            str(g.intervention_steps), g.policy or "-")
+
+
+def format_groups(rows: Sequence[Group]) -> str:
+    """The per-track / per-session table as text."""
+    table = [GROUP_COLUMNS, *(_group_cells(g) for g in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(GROUP_COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) if i in (0, 6) else c.rjust(w) for i, (c, w) in
+                               enumerate(zip(r, widths))).rstrip() for r in table)
+
+
+def _groups_table(rows: Sequence[Group]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_e(c)}</th>" for c in GROUP_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in _group_cells(g)) + "</tr>" for g in rows)
+    return f'<table class="groups"><tr>{head}</tr>{body}</table>'
 
 
 def _episode_card(ep: Episode) -> str:
@@ -107,6 +173,11 @@ def _plot(t: np.ndarray, steering: np.ndarray, throttle: np.ndarray, flags: np.n
     return "".join(parts)
 
 
+def takeovers(flags: np.ndarray) -> int:
+    """Separate stretches where a person took over (runs of 1 in the intervention column)."""
+    return len(_runs(flags))
+
+
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) index ranges where ``flags`` is True."""
     padded = np.concatenate([[False], flags.astype(bool), [False]])
@@ -141,6 +212,9 @@ figcaption {{ font-size: 11px; color: #56606b; }}
 .plot polyline {{ fill: none; stroke-width: 1.6; }} .plot .steering {{ stroke: #2563eb; }}
 .plot .throttle {{ stroke: #16a34a; }} .plot .person {{ fill: #f59e0b33; }}
 .legend span {{ margin-right: 12px; }}
+.groups {{ border-collapse: collapse; background: #fff; margin: 8px 0; }}
+.groups td, .groups th {{ padding: 4px 10px; border-bottom: 1px solid #e3e6ea; text-align: right; }}
+.groups td:first-child, .groups td:last-child, .groups th:first-child {{ text-align: left; }}
 </style></head><body>
 <h1>{_e(str(root))}</h1>
 <p>{summary}</p>

@@ -19,8 +19,8 @@ from edgeact.bundle import MANIFEST_NAME
 from edgeact.deploy import remote
 from edgeact.deploy.bundles import LocalBundle, choose_backend
 from edgeact.deploy.remote import RemoteInfo
-from edgeact.deploy.ssh import SshSession
-from edgeact.errors import DeployError
+from edgeact.errors import DeployError, RemoteError
+from edgeact.ssh import SshSession
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
         _send(session, info, bundle, options, log)
     try:
         smoke = run_smoke(session, info, bid, backend)
-    except DeployError:
+    except RemoteError:  # a failed check or a lost connection: the copy never stays
         if sent and info.current != bid:
             session.run(remote.REMOVE, final)
         raise
@@ -158,7 +158,7 @@ def verify_remote_bundle(session: SshSession, info: RemoteInfo, bundle_id: str) 
     try:
         manifest = json.loads(session.run('cat "$1/manifest.json"', path).stdout)
         expected = {n: e["sha256"] for n, e in manifest["files"].items()}
-    except (ValueError, KeyError, DeployError) as err:
+    except (ValueError, KeyError, RemoteError) as err:
         raise DeployError(f"{path}/{MANIFEST_NAME} on the Pi is unreadable ({err}); deploy the bundle again") from err
     expected[MANIFEST_NAME] = hashes.get(MANIFEST_NAME, "")
     if hashes != expected or not bundle_id.endswith(hashes.get(MANIFEST_NAME, "-")[:12]):

@@ -17,8 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
+from edgeact.ssh import SshSession, remote_path_arg
 
 DEFAULT_ROOT = "~/edgeact"
 DEFAULT_KEEP = 5  # bundles kept on the Pi; the current one always is
@@ -158,13 +158,6 @@ class RemoteInfo:
         return f"{self.root}/bundles/{name}"
 
 
-def remote_root_arg(root: str) -> str:
-    """A path the Pi's shell resolves the same way ssh/rsync/scp do: ``~/x`` is relative to the home."""
-    if root in ("~", "~/"):
-        return "."
-    return root[2:] if root.startswith("~/") else root
-
-
 def parse_hashes(lines: list[str]) -> dict[str, str]:
     hashes = {}
     for line in lines:
@@ -197,7 +190,7 @@ def parse_probe(text: str) -> RemoteInfo:
 
 def probe(session: SshSession, root: str, bundle_id: str = "") -> RemoteInfo:
     """Create the layout if needed and read what is there (with ``bundle_id``'s hashes, computed there)."""
-    return parse_probe(session.run(PROBE, remote_root_arg(root), bundle_id).stdout)
+    return parse_probe(session.run(PROBE, remote_path_arg(root), bundle_id).stdout)
 
 
 def remote_hashes(session: SshSession, path: str) -> dict[str, str] | None:

@@ -1,11 +1,12 @@
 """``edgeact deploy --setup``: the runtime on the Pi, in ``<root>/venv``, from a wheel built here.
 
 The Pi never sees our source or needs git: the wheel is built on the laptop and copied.
-Its dependencies are the runtime's only (numpy, onnxruntime, opencv-python-headless,
-pyserial, safetensors), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch
-backend. With HailoRT on the Pi (installed by apt into the system Python), the venv sees
-the system site-packages and numpy stays below 2, which HailoRT 4.x needs. A marker in the
-venv records what was installed: a second run with the same wheel changes nothing.
+Its dependencies are the runtime's (numpy, onnxruntime, opencv-python-headless, pyserial,
+safetensors) and the ``drive`` extra's (aiohttp, segno: ``edgeact drive`` records on the
+Pi), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch backend. With
+HailoRT on the Pi (installed by apt into the system Python), the venv sees the system
+site-packages and numpy stays below 2, which HailoRT 4.x needs. A marker in the venv
+records what was installed: a second run with the same wheel changes nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeact.deploy import remote
-from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
+from edgeact.ssh import SshSession
 
 TORCH_BACKENDS = ("torch", "torch-int8")
 MARKER = ".edgeact-setup"
@@ -67,10 +68,10 @@ if [ ! -x venv/bin/python ]; then
     echo "python3 -m venv failed: install it with sudo apt install python3-venv" >&2; exit 3; }
 fi
 rm -f venv/.edgeact-setup
-venv/bin/python -m pip install --upgrade "wheels/$wheel" "$@"
+venv/bin/python -m pip install --upgrade "wheels/$wheel[drive]" "$@"
 # Same version number, new build: pip would keep the old one.
 venv/bin/python -m pip install --force-reinstall --no-deps --quiet "wheels/$wheel"
-venv/bin/python -c 'import edgeact, numpy, onnxruntime, cv2, serial, safetensors
+venv/bin/python -c 'import edgeact, numpy, onnxruntime, cv2, serial, safetensors, aiohttp, segno
 print("installed edgeact", edgeact.__version__, "| numpy", numpy.__version__, "| onnxruntime", onnxruntime.__version__)'
 printf '%s\n' "$marker" > venv/.edgeact-setup
 """
@@ -108,7 +109,7 @@ def build_wheel(out_dir: Path, log: Callable[[str], None] = print) -> Path:
             if (root / name).is_file():
                 shutil.copy2(root / name, source / name)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out_dir), str(source)]
-        if _has_setuptools():
+        if _builds_without_isolation():
             cmd.insert(4, "--no-build-isolation")  # no download of setuptools for every build
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=build)
     wheels = sorted(out_dir.glob("edgeact-*.whl"))
@@ -117,12 +118,21 @@ def build_wheel(out_dir: Path, log: Callable[[str], None] = print) -> Path:
     return wheels[-1]
 
 
-def _has_setuptools() -> bool:
+def _builds_without_isolation() -> bool:
+    """Whether this environment's setuptools can build our wheel itself: pyproject asks for >= 68, and
+    before 70.1 the ``bdist_wheel`` command came from the separate ``wheel`` package (a venv made by
+    Python 3.11 has setuptools 65 and no ``wheel``)."""
     try:
-        importlib.metadata.version("setuptools")
+        version = tuple(int(v) for v in re.findall(r"\d+", importlib.metadata.version("setuptools"))[:2])
     except importlib.metadata.PackageNotFoundError:
         return False
-    return True
+    if version >= (70, 1):
+        return True
+    try:
+        importlib.metadata.version("wheel")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return version >= (68, 0)
 
 
 def wheel_digest(wheel: Path) -> str:
@@ -169,6 +179,7 @@ def setup_runtime(session: SshSession, root: str, backend: str | None, wheel: Pa
     with tempfile.TemporaryDirectory(prefix="edgeact-wheel-") as tmp:
         wheel = wheel or build_wheel(Path(tmp), log)
         marker = json.dumps({"wheel": wheel_digest(wheel), "requirements": list(requirements),
+                             "extras": ["drive"],  # INSTALL's wheel[drive]; a venv set up without it is redone
                              "system_site_packages": hailo}, sort_keys=True)
         if found.get("installed") == marker and found.get("importable") == "yes":
             log(f"runtime in {venv} is up to date (same wheel and requirements): nothing changed")

@@ -17,8 +17,8 @@ from string import Template
 
 from edgeact.deploy import remote
 from edgeact.deploy.remote import RemoteInfo
-from edgeact.deploy.ssh import SshSession
 from edgeact.errors import DeployError
+from edgeact.ssh import SshSession
 from edgeact.version import __version__
 
 UNIT_NAME = "edgeact.service"

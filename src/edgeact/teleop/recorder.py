@@ -27,7 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +76,7 @@ class Recorder:
 
     def __init__(self, root: str | os.PathLike, fps: float, camera: Camera, executed: Callable[[], Executed],
                  jpeg_quality: int = 90, on_event: Callable[[str, str], None] | None = None,
-                 auto_record: bool = False) -> None:
+                 auto_record: bool = False, meta: dict[str, Any] | None = None) -> None:
         if not fps > 0:
             raise DataError(f"recording fps must be positive, got {fps}")
         self.root = Path(root)
@@ -83,6 +85,8 @@ class Recorder:
         self.executed = executed
         self.jpeg_quality = jpeg_quality
         self.on_event = on_event
+        self.meta = dict(meta or {})  # into every episode's meta.json (the policy that drove)
+        self.session = ""  # when start() was called: groups this drive's episodes (edgeact data view)
         self.saved: list[Path] = []  # this session's episodes, oldest first
         self.cadence: list[Cadence] = []
         self._lock = threading.Lock()
@@ -102,6 +106,7 @@ class Recorder:
     # ---- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.session = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".episode_*.tmp"):  # a crash mid-episode: that episode is lost
             log.warning("removing %s, an episode a crash left unfinished", leftover)
@@ -154,7 +159,12 @@ class Recorder:
             if self.cadence and self.cadence[-1].episode == path.name:
                 self.cadence.pop()
         trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".erased", dir=self.root))
-        os.replace(path, trash / path.name)  # gone from the dataset at once, atomically
+        try:
+            os.replace(path, trash / path.name)  # gone from the dataset at once, atomically
+        except FileNotFoundError:  # `edgeact data pull --delete-after-verify` took it meanwhile
+            shutil.rmtree(trash, ignore_errors=True)
+            self._emit("erased", f"{path.name} is no longer in {self.root} (pulled and deleted?)")
+            return None
         shutil.rmtree(trash, ignore_errors=True)
         self._emit("erased", f"erased {path.name}")
         return path.name
@@ -230,7 +240,7 @@ class Recorder:
         path = self.root / episode_name(next_episode_index(self.root))
         self._writer = EpisodeWriter(path, self.fps, state_names=("steering", "throttle"),
                                      jpeg_quality=self.jpeg_quality, intervention_column=True,
-                                     meta={"source": "edgeact drive"})
+                                     meta={"source": "edgeact drive", "session": self.session, **self.meta})
         self._t0 = time.monotonic()
         self._steps, self._dropped, self._interventions, self._prev = [], 0, 0, (0.0, 0.0)
         self._emit("record-start", f"recording {path.name}")

@@ -51,6 +51,7 @@ class DriveConfig:
     pilot: PilotConfig = field(default_factory=PilotConfig)
     record_dir: str | None = None  # None: recording off
     record_fps: float | None = None  # None: the policy's fps (30 without a model)
+    record_meta: dict[str, Any] = field(default_factory=dict)  # into each episode's meta.json: the policy
     auto_record: bool = False  # record while the throttle is non-zero
     host: str = "127.0.0.1"  # the page is only reachable from this machine unless --web says otherwise
     port: int = 8887
@@ -92,7 +93,7 @@ class DriveSession:
         self.recorder: Recorder | None = None
         if cfg.record_dir is not None:
             self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera, self.executed,
-                                     on_event=self._event, auto_record=cfg.auto_record)
+                                     on_event=self._event, auto_record=cfg.auto_record, meta=cfg.record_meta)
         self.token = cfg.token or secrets.token_urlsafe(16)
         self.server: DriveServer | None = None
         self.gamepad: Gamepad | None = None

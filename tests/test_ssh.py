@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from edgeact.deploy.ssh import SshSession, SshTarget, explain_ssh_failure
-from edgeact.errors import DeployError
+from edgeact.errors import RemoteError
+from edgeact.ssh import SshSession, SshTarget, explain_ssh_failure, remote_path_arg
 
 
 def test_wrong_key_fails_at_once_with_the_fix(loopback_pi):
     before = loopback_pi.connections()
     target = SshTarget(f"{loopback_pi.user}@127.0.0.1", port=loopback_pi.port, identity=loopback_pi.wrong_key,
                        config=loopback_pi.plain_config)
-    with pytest.raises(DeployError, match=r"refused the key.*ssh-copy-id"):
+    with pytest.raises(RemoteError, match=r"refused the key.*ssh-copy-id"):
         SshSession(target).open()
     time.sleep(0.2)
     assert loopback_pi.connections() - before == 1  # one attempt, no retry loop
@@ -26,7 +26,7 @@ def test_port_and_identity_flags_and_bytes_counted(loopback_pi):
     with SshSession(target) as s:
         assert s.run('printf "%s|%s" "$1" "$2"', "a b", "it's").stdout == "a b|it's"
         assert s.run("exit 7", check=False).returncode == 7
-        with pytest.raises(DeployError, match="no such thing"):
+        with pytest.raises(RemoteError, match="no such thing"):
             s.run('echo "no such thing" >&2; exit 1')
     assert 0 < s.bytes_sent < 20_000
 
@@ -37,8 +37,14 @@ def test_an_unknown_host_key_is_not_accepted_silently(loopback_pi, tmp_path):
                       "  StrictHostKeyChecking yes\n")
     target = SshTarget(f"{loopback_pi.user}@127.0.0.1", port=loopback_pi.port, identity=loopback_pi.key,
                        config=config)
-    with pytest.raises(DeployError, match="host key is unknown or has changed"):
+    with pytest.raises(RemoteError, match="host key is unknown or has changed"):
         SshSession(target).open()
+
+
+def test_remote_paths_resolve_like_ssh_and_rsync():
+    assert remote_path_arg("~/edgeact") == "edgeact"  # relative to the login's home, for sh, rsync and scp
+    assert remote_path_arg("~") == "."
+    assert remote_path_arg("/srv/rover") == "/srv/rover"
 
 
 @pytest.mark.parametrize("log, fix", [
@@ -52,7 +58,7 @@ def test_failures_name_the_fix(log, fix):
 def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
     import shutil
 
-    from edgeact.deploy import ssh
+    from edgeact import ssh
 
     real_which = shutil.which
     monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
@@ -64,3 +70,27 @@ def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
         s.send(tmp_path / "src", ["a.bin", "b.json"], str(dest), use_rsync=True)
     assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json"]
     assert (dest / "a.bin").read_bytes() == b"\x00" * 5000
+
+
+@pytest.mark.parametrize("rsync", [True, False], ids=["rsync", "scp"])
+def test_receive_copies_paths_with_their_folders_and_says_as_each_file_arrives(loopback_pi, tmp_path, monkeypatch,
+                                                                                rsync):
+    import shutil
+
+    from edgeact import ssh
+
+    real_which = shutil.which
+    if not rsync:
+        monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
+    pi = tmp_path / "pi"
+    files = {"episode_000/data.csv": b"frame\n0\n", "episode_000/frames/000000.jpg": b"\xff" * 3000,
+             "episode_001/frames/000000.jpg": b"\x00" * 10}
+    for name, data in files.items():
+        (pi / name).parent.mkdir(parents=True, exist_ok=True)
+        (pi / name).write_bytes(data)
+    (pi / "episode_000" / "not_asked_for.txt").write_text("stays on the Pi")
+    here, arrived = tmp_path / "here", []
+    with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as s:
+        s.receive(str(pi), sorted(files), here, use_rsync=True, on_file=arrived.append)
+    assert sorted(arrived) == sorted(files)
+    assert {str(p.relative_to(here)): p.read_bytes() for p in here.rglob("*") if p.is_file()} == files
