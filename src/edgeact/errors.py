@@ -51,3 +51,8 @@ class ToolchainError(EdgeactError):
 
 class DeployError(EdgeactError):
     """The Pi could not be reached, or refused or failed a deploy step."""
+
+
+class DeviceLostError(BackendError):
+    """An accelerator stopped answering mid-run (a Hailo NPU's HAILO_COMMUNICATION_CLOSED, a driver
+    timeout): the run goes neutral, and a backend with ``reopen()`` may be brought back."""

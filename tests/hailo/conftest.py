@@ -37,9 +37,43 @@ def no_hailort(monkeypatch):
 
 @pytest.fixture
 def dfc(monkeypatch):
+    """The DFC 3.x double (Hailo-8/8L) in sys.modules."""
     module = dfc_double.make_module()
     monkeypatch.setitem(sys.modules, "hailo_sdk_client", module)
     return module
+
+
+@pytest.fixture
+def dfc5(monkeypatch):
+    """The DFC 5.x double (Hailo-10H) in sys.modules."""
+    module = dfc_double.make_module(version="5.2.0")
+    monkeypatch.setitem(sys.modules, "hailo_sdk_client", module)
+    return module
+
+
+DFC_FOR = {"hailo8l": "3.33.1", "hailo8": "3.33.1", "hailo10h": "5.2.0"}
+
+
+def compile_for(monkeypatch, bundle, calib, hw_arch, precision="a8_w8", mode="split", dfc=None):
+    """Compile ``bundle``'s ``mode`` part for one board with the DFC double of that board's major
+    (``dfc``: that DFC version instead of the latest)."""
+    from edgeact.hailo.compile import compile_bundle
+
+    monkeypatch.setitem(sys.modules, "hailo_sdk_client", dfc_double.make_module(version=dfc or DFC_FOR[hw_arch]))
+    return compile_bundle(bundle, calib, precision, hw_arch, mode=mode, log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def every_board(hailo_exported, tmp_path_factory):
+    """A copy of the exported bundle with both parts compiled (a16_w16) for hailo8l, hailo8 and hailo10h."""
+    src, _, calib = hailo_exported
+    out = tmp_path_factory.mktemp("boards") / "bundle"
+    shutil.copytree(src, out)
+    with pytest.MonkeyPatch.context() as mp:
+        for mode in ("split", "full"):
+            for hw_arch in DFC_FOR:
+                compile_for(mp, out, calib[mode], hw_arch, "a16_w16", mode)
+    return out
 
 
 @pytest.fixture
