@@ -54,7 +54,7 @@ def _package_version(name: str) -> str | None:
 
 def _scan_hailort() -> tuple[str | None, list, str | None]:
     """(HailoRT version, devices HailoRT finds, why the scan failed): (None, [], None) without HailoRT."""
-    from edgeact.backends.hailort import hailort_version, import_hailort, scan_devices, shown
+    from edgeact.backends.hailort import hailort_version, import_hailort, scan_devices, shown, take_device
     from edgeact.errors import BackendError
 
     try:
@@ -62,10 +62,14 @@ def _scan_hailort() -> tuple[str | None, list, str | None]:
     except BackendError:
         return None, [], None
     version = shown(hailort_version(hp))
+    devices = []
     try:
-        return version, scan_devices(hp), None
+        devices = scan_devices(hp)
+        if devices:
+            take_device(hp)
     except BackendError as err:
-        return version, [], str(err)
+        return version, devices, str(err)
+    return version, devices, None
 
 
 def _rtprio_limit() -> int:

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "doubles"))
 
 import dfc_double
 import hailort_double
+from hailohelpers import DFC_FOR, compile_for
 
 
 @pytest.fixture
@@ -49,18 +50,6 @@ def dfc5(monkeypatch):
     module = dfc_double.make_module(version="5.2.0")
     monkeypatch.setitem(sys.modules, "hailo_sdk_client", module)
     return module
-
-
-DFC_FOR = {"hailo8l": "3.33.1", "hailo8": "3.33.1", "hailo10h": "5.2.0"}
-
-
-def compile_for(monkeypatch, bundle, calib, hw_arch, precision="a8_w8", mode="split", dfc=None):
-    """Compile ``bundle``'s ``mode`` part for one board with the DFC double of that board's major
-    (``dfc``: that DFC version instead of the latest)."""
-    from edgeact.hailo.compile import compile_bundle
-
-    monkeypatch.setitem(sys.modules, "hailo_sdk_client", dfc_double.make_module(version=dfc or DFC_FOR[hw_arch]))
-    return compile_bundle(bundle, calib, precision, hw_arch, mode=mode, log=lambda s: None)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,7 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-
-from conftest import compile_for
+from hailohelpers import compile_for
 
 import edgeact
 from edgeact.backends.hailo_part import read_part

@@ -217,6 +217,18 @@ def scan_devices(hailo_platform) -> list[DeviceInfo]:
     return devices
 
 
+def take_device(hailo_platform) -> None:
+    """Open and release a VDevice, as a run would: BackendError naming the fix when that fails (the
+    device held by another process: a Hailo-8/8L is taken exclusively, vdevice.cpp ``mark_as_used``)."""
+    hp = hailo_platform
+    try:
+        params = hp.VDevice.create_params()
+        params.scheduling_algorithm = hp.HailoSchedulingAlgorithm.ROUND_ROBIN
+        hp.VDevice(params).release()
+    except hp.HailoRTException as err:
+        raise explain(err, hailort_version(hp), "to take the device") from err
+
+
 def check_stack(version: tuple[int, ...], device: DeviceInfo) -> str | None:
     """BackendError when the device's board needs the other HailoRT line; a warning text when its
     firmware's major.minor differs from HailoRT's (HailoRT then refuses every non-critical control:

@@ -15,8 +15,12 @@ from edgeact.doctor import FAIL, OK, WARN, Check, SystemView, check_hailo
 
 def run_check(bundle: str | Path | None = None, system: SystemView | None = None) -> list[Check]:
     """The checks, in the order a person fixes things; any FAIL means the HEF will not run."""
+    from edgeact.backends.hailort import DEVICE_HINT, INSTALL_HINT
+
     system = system or SystemView()
     checks = check_hailo(system)
+    if [c.name for c in checks] == ["hailo"]:  # nothing Hailo at all: here that is the failure
+        return [Check(FAIL, "hailo", "no Hailo device, driver or HailoRT found", f"{INSTALL_HINT}; {DEVICE_HINT}")]
     if bundle is not None:
         version, devices, _ = system.hailort()
         checks += bundle_checks(Path(bundle), devices, version)
