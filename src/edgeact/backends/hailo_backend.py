@@ -115,9 +115,13 @@ class HailoBackend:
 
         Raises BackendError (DeviceLostError while it still does not answer) when that fails;
         the backend stays closed then, and the next ``reopen()`` tries again."""
+        from edgeact.backends.hailort import DEVICE_HINT
+
         if self.npu is not None:
             self.npu.close()
             self.npu = None
+        if not self.hp.Device.scan():
+            raise DeviceLostError(f"the Hailo device is not on the PCIe bus (Device.scan() finds none): {DEVICE_HINT}")
         self.npu = self._open()
         self.reopens += 1
 

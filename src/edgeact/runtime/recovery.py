@@ -157,11 +157,12 @@ class RecoveringBackend:
             self._failed(attempt, err)
             return
         with self._lock:
+            away = self._clock() - self.t_lost  # the reopen itself (loading the HEF) counts too
             self.state = OK
             self.reopened += 1
-            self.recovery_s.append(now - self.t_lost)
+            self.recovery_s.append(away)
             self.last_error = None
-        self._emit("device-reopened", f"{self.name} is back after {now - self.t_lost:.1f} s (attempt {attempt}); "
+        self._emit("device-reopened", f"{self.name} is back after {away:.1f} s (attempt {attempt}); "
                                       "driving resumes on its next fresh chunk")
         if self.fallback is not None:
             self._emit("fallback-stop", f"back on {self.name}")

@@ -37,8 +37,9 @@ for some statuses (``HailoCommunicationClosedException``, ``HailoRTTimeout``, ..
 ``module.device`` injects what a board does: ``held`` (another process has it),
 ``driver_version`` (a kernel driver that differs from the library: HAILO_INVALID_DRIVER_VERSION,
 76), ``drop_after`` (runs that succeed before the device stops answering:
-HAILO_COMMUNICATION_CLOSED, 62, and Device.scan() no longer lists it), ``reopen_failures``
-(opens that fail while it is gone before it is back), ``firmware``.
+HAILO_COMMUNICATION_CLOSED, 62, and Device.scan() no longer lists it; with ``hang_s`` the run
+blocks that long first and fails with HAILO_TIMEOUT, 4), ``reopen_failures`` (opens that fail
+while it is gone before it is back), ``firmware``.
 
 What it computes: the image input (UINT8 NHWC, raw pixels) is normalized as the HEF's model
 script says, the embedded ONNX graph runs in ONNX Runtime, the output is laid out NHWC and
@@ -49,6 +50,7 @@ checked as HailoRT checks them (C-contiguous, shape, dtype).
 from __future__ import annotations
 
 import enum
+import time
 import types
 from dataclasses import dataclass
 
@@ -101,6 +103,7 @@ class DeviceState:
     driver_version: str | None = None
     drop_after: int | None = None
     reopen_failures: int = 0
+    hang_s: float = 0.0  # when it drops: the run blocks this long, then HAILO_TIMEOUT (instead of CLOSED)
     firmware: str | None = None
     runs: int = 0
     dropped: bool = False
@@ -376,6 +379,9 @@ def make_module(
                 raise HailoRTException("the configured model was released")
             if state.dropped or (state.drop_after is not None and state.runs >= state.drop_after):
                 state.dropped, state.drop_after = True, None
+                if state.hang_s:
+                    time.sleep(state.hang_s)  # HailoRT waits out the run's timeout
+                    raise _error("HAILO_TIMEOUT")
                 raise _error("HAILO_COMMUNICATION_CLOSED")
             state.runs += 1
             if not self._model._scheduler and not self._active:
@@ -571,7 +577,10 @@ def make_module(
     class Device:
         @classmethod
         def scan(cls):
-            return [] if state.dropped else [d for d, _ in devices]
+            if state.dropped and state.reopen_failures > 0:  # off the bus: each look costs one failed reopen
+                state.reopen_failures -= 1
+                return []
+            return [d for d, _ in devices]
 
         def __init__(self, device_id=None):
             ids = dict(devices)
