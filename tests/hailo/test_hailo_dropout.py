@@ -143,3 +143,19 @@ def test_a_hung_device_is_caught_by_the_stale_chunk_bound(split_bundle, episodes
     assert "stale-chunk" in report.fault_kinds  # neutral came from the age bound, before HailoRT gave up
     stale = next(f for f in report.faults if f["kind"] == "stale-chunk")
     assert stale["t_start"] < event_t(records, "device-lost")
+
+
+def test_open_policy_wraps_a_hailo_backend_and_takes_a_cpu_fallback(split_bundle, hailort):
+    from edgeact.drive import open_policy
+    from edgeact.errors import ConfigError
+
+    hailort()
+    policy = open_policy(str(split_bundle), "hailo-split", threads=1, fallback="onnx",
+                         recovery=RecoveryConfig(attempts=2))
+    try:
+        assert isinstance(policy, RecoveringBackend) and policy.fallback.name == "onnx"
+        assert policy.config.attempts == 2 and policy.spec == policy.primary.spec
+    finally:
+        policy.close()
+    with pytest.raises(ConfigError, match="--fallback onnx-int8 backs up an accelerator"):
+        open_policy(str(split_bundle), "onnx", threads=1, fallback="onnx-int8")

@@ -68,9 +68,11 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
                   log: Callable[[str], None] = print) -> DeployReport:
     """Put a verified ``bundle`` on the Pi and make it ``current`` (see the module docstring)."""
     t0 = time.monotonic()
-    backend = choose_backend(bundle, options.backend)
     bid = bundle.bundle_id
     info = remote.probe(session, options.root, bid)
+    backend = choose_backend(bundle, options.backend, info.hailo_device)  # the HEF for the Pi's board, if any
+    if info.hailo_device and backend in bundle.hefs:
+        log(f"the Pi has a {info.hailo_device}: deploying {backend} (the bundle's HEF for it)")
     final = info.bundle_path(bid)
     if info.hashes == bundle.files and info.current == bid and (info.metadata or {}).get("backend") == backend:
         log(f"{bid} is already current on {session.target.destination} (hashes verified there): nothing to do")
