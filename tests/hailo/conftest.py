@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "doubles"))
 
 import dfc_double
 import hailort_double
-from hailohelpers import DFC_FOR, compile_for
+from hailohelpers import DFC_FOR, compiled_copy
 
 
 @pytest.fixture
@@ -55,14 +55,8 @@ def dfc5(monkeypatch):
 @pytest.fixture(scope="session")
 def every_board(hailo_exported, tmp_path_factory):
     """A copy of the exported bundle with both parts compiled (a16_w16) for hailo8l, hailo8 and hailo10h."""
-    src, _, calib = hailo_exported
-    out = tmp_path_factory.mktemp("boards") / "bundle"
-    shutil.copytree(src, out)
-    with pytest.MonkeyPatch.context() as mp:
-        for mode in ("split", "full"):
-            for hw_arch in DFC_FOR:
-                compile_for(mp, out, calib[mode], hw_arch, "a16_w16", mode)
-    return out
+    return compiled_copy(hailo_exported, tmp_path_factory,
+                         [(mode, hw_arch, "a16_w16") for mode in ("split", "full") for hw_arch in DFC_FOR])
 
 
 @pytest.fixture

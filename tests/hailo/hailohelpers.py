@@ -16,3 +16,18 @@ def compile_for(monkeypatch, bundle, calib, hw_arch, precision="a8_w8", mode="sp
 
     monkeypatch.setitem(sys.modules, "hailo_sdk_client", dfc_double.make_module(version=dfc or DFC_FOR[hw_arch]))
     return compile_bundle(bundle, calib, precision, hw_arch, mode=mode, log=lambda s: None)
+
+
+def compiled_copy(hailo_exported, tmp_path_factory, builds):
+    """A copy of the exported bundle compiled for each (mode, hw_arch, precision) of ``builds``."""
+    import shutil
+
+    import pytest
+
+    src, _, calib = hailo_exported
+    out = tmp_path_factory.mktemp("compiled") / "bundle"
+    shutil.copytree(src, out)
+    with pytest.MonkeyPatch.context() as mp:
+        for mode, hw_arch, precision in builds:
+            compile_for(mp, out, calib[mode], hw_arch, precision, mode)
+    return out

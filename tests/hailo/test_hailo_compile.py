@@ -131,16 +131,19 @@ def test_the_mode_comes_from_a_bundle_with_one_hailo_part(hailo_bundle, dfc, tmp
     import shutil
 
     bundle, calib = hailo_bundle
-    with pytest.raises(BackendError, match="--mode"):  # both parts: say which
-        compile_bundle(bundle, calib["split"], "a8_w8", log=quiet)
+    assert compile_bundle(bundle, calib["split"], "a8_w8", log=quiet).mode == "split"  # both parts: the default cut
     one = tmp_path / "one"
     shutil.copytree(bundle, one)
     manifest = json.loads((one / "manifest.json").read_text())
+    del manifest["hailo"]["split"]
+    (one / "manifest.json").write_text(json.dumps(manifest))
+    assert compile_bundle(one, calib["full"], "a8_w8", log=quiet).mode == "full"  # the only part
+    with pytest.raises(DataError, match="input_layer2"):  # calib and emulate resolve it the same way
+        compile_bundle(one, calib["split"], "a8_w8", log=quiet)
     del manifest["hailo"]["full"]
     (one / "manifest.json").write_text(json.dumps(manifest))
-    assert compile_bundle(one, calib["split"], "a8_w8", log=quiet).mode == "split"
-    assert main(["hailo", "calib", str(one), "--episodes", str(tmp_path / "none"), "--out", str(tmp_path / "c.npy"),
-                 "--frames", "32"]) == 2  # mode resolved (split); then no episodes there: a data error
+    with pytest.raises(BackendError, match="edgeact hailo export"):
+        compile_bundle(one, calib["split"], "a8_w8", log=quiet)
 
 
 @pytest.mark.parametrize(

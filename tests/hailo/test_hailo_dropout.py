@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hailohelpers import compile_for
+from hailohelpers import compiled_copy
 
 import edgeact
 from edgeact.backends.hailo_backend import HailoBackend
@@ -27,14 +27,7 @@ PERIOD_S = 1 / RATE_HZ
 
 @pytest.fixture(scope="module")
 def split_bundle(hailo_exported, tmp_path_factory):
-    src, _, calib = hailo_exported
-    import shutil
-
-    out = tmp_path_factory.mktemp("dropout") / "bundle"
-    shutil.copytree(src, out)
-    with pytest.MonkeyPatch.context() as mp:
-        compile_for(mp, out, calib["split"], "hailo8l", "a8_w8", "split")
-    return out
+    return compiled_copy(hailo_exported, tmp_path_factory, [("split", "hailo8l", "a8_w8")])
 
 
 def drill(bundle, episodes, hp, tmp_path, *, fallback=None, attempts=3, backoff_s=0.05, max_chunk_age_s=0.5,

@@ -157,15 +157,14 @@ def read_part(bundle: str | Path, mode: str = "split") -> HailoPart:
 
 
 def resolve_mode(bundle: str | Path, mode: str | None) -> str:
-    """``mode`` when given; else the bundle's only Hailo part (a bundle with both needs ``--mode``)."""
+    """``mode`` when given; else the bundle's only Hailo part, and ``split`` (the default cut) when
+    it holds both."""
     if mode is not None:
         return mode
     modes = [m for m in MODES if m in read_manifest(bundle).get("hailo", {})]
-    if len(modes) == 1:
-        return modes[0]
     if not modes:
         raise BackendError(f"bundle {bundle} has no Hailo part; create it with `edgeact hailo export {bundle}`")
-    raise BackendError(f"bundle {bundle} has Hailo parts {' and '.join(modes)}: say which with --mode")
+    return modes[0] if len(modes) == 1 else MODES[0]
 
 
 def verified_file(part: HailoPart, key: str, how: str) -> Path:

@@ -8,7 +8,7 @@ PRECISIONS = ("a8_w8", "a16_w16", "mixed")
 HW_ARCHS = ("hailo8l", "hailo8", "hailo10h")  # edgeact.backends.hailo_part.BOARDS (not imported: a thin CLI)
 HW_ARCH_HELP = ("the board: hailo8l (AI Kit, AI HAT+ 13 TOPS), hailo8 (AI HAT+ 26 TOPS): DFC 3.x, HailoRT 4.x; "
                 "hailo10h (AI HAT+ 2): DFC 5.x, HailoRT 5.x (default %(default)s)")
-MODE_HELP = "which Hailo part (default: the bundle's only one)"
+MODE_HELP = "which Hailo part (default: the bundle's only one; split when it has both)"
 
 
 def register(subparsers) -> None:
