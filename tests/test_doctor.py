@@ -71,7 +71,7 @@ def test_a_pi_in_trouble_says_what_to_do(tmp_path):
                 "throttling": (FAIL, "27 W"), "memory": (WARN, "close other programs"),
                 "packages": (FAIL, "edgeact deploy --setup"), "serial": (FAIL, "usermod -aG dialout pi"),
                 "realtime": (WARN, "LimitRTPRIO"), "hailort": (FAIL, "numpy<2"),
-                "hailo driver": (FAIL, "sudo apt install hailo-all"), "hailo packages": (WARN, "hailo-all")}
+                "hailo driver": (FAIL, "sudo apt install dkms hailo-all"), "hailo packages": (WARN, "hailo-all")}
     for name, (status, fix) in expected.items():
         assert (checks[name].status, fix in checks[name].fix) == (status, True), checks[name]
     assert "under-voltage" in checks["throttling"].detail

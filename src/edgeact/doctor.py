@@ -283,34 +283,36 @@ def _hailo_packages(system, board) -> list[Check]:
 
     sets = system.package_sets
     listed = ", ".join(f"{n} {v}" for n, v in sorted(system.packages.items())) or "none"
-    want = board.apt if board else "hailo-all (Hailo-8/8L) or dkms hailo-h10-all (Hailo-10H)"
+    want = board.package if board else "hailo-all (Hailo-8/8L) or hailo-h10-all (Hailo-10H)"
     if len(sets) > 1:
+        other = " ".join(x for x in sets if x != want) if board else " or ".join(sets)
         return [Check(FAIL, "hailo packages", f"both {' and '.join(sets)} are installed; they conflict",
-                      f"keep the one for this board: sudo apt remove {' '.join(x for x in sets if x not in want)}")]
+                      f"keep the one for this board: sudo apt remove {other}")]
     if not sets:
         return [Check(WARN, "hailo packages", f"neither hailo-all nor hailo-h10-all is installed (hailo packages: "
-                      f"{listed})", f"sudo apt install {want}, then reboot")]
+                      f"{listed})", f"sudo apt install dkms {want}, then reboot")]
     if board is not None and PACKAGE_SETS[sets[0]] != board.hailort_major:
         return [Check(FAIL, "hailo packages", f"{sets[0]} is installed, which is for the other boards, but this is "
-                      f"a {board.product}", f"sudo apt remove {sets[0]} && sudo apt install {board.apt}, then reboot")]
+                      f"a {board.product}", f"sudo apt remove {sets[0]} && {board.install}, then reboot")]
     return [Check(OK, "hailo packages", listed)]
 
 
 def _hailo_driver(system, board, version: str | None) -> list[Check]:
     if not system.modules:
         return [Check(FAIL, "hailo driver", "no Hailo kernel module loaded (lsmod: neither hailo_pci nor hailo1x_pci)",
-                      f"sudo apt install {board.apt if board else 'hailo-all'} (dkms builds the driver), reboot; "
+                      f"sudo apt install dkms {board.package if board else 'hailo-all'} (dkms builds the driver), "
+                      "reboot; "
                       "`dmesg | grep -i hailo` says why it did not load")]
     if board is not None and board.kernel_module not in system.modules:
         return [Check(FAIL, "hailo driver", f"{', '.join(system.modules)} loaded, but a {board.product} needs "
-                      f"{board.kernel_module}", f"sudo apt install {board.apt}, then reboot")]
+                      f"{board.kernel_module}", f"{board.install}, then reboot")]
     name = board.kernel_module if board is not None else next(iter(system.modules))
     driver = system.modules[name]
     detail = f"{name} {driver or '(version unknown)'}"
     if version and driver and driver != version:
         return [Check(FAIL, "hailo driver", f"{detail}, HailoRT {version}: driver and library must be the same "
                       "version (HAILO_INVALID_DRIVER_VERSION)",
-                      f"sudo apt install --reinstall {board.apt if board else 'hailo-all'}, then reboot")]
+                      f"sudo apt install --reinstall {board.package if board else 'hailo-all'}, then reboot")]
     return [Check(OK, "hailo driver", detail + (f" = HailoRT {version}" if version and driver else ""))]
 
 
@@ -338,7 +340,7 @@ def _hailo_firmware(devices, version: str | None) -> list[Check]:
     checks = []
     for d in devices:
         same = version_tuple(d.firmware)[:2] == version_tuple(version or "")[:2]
-        apt = d.board.apt.split()[-1] if d.board else "hailo-all"
+        apt = d.board.package if d.board else "hailo-all"
         checks.append(Check(OK, "hailo firmware", f"{d.device_id}: {d.firmware}") if same else Check(
             FAIL, "hailo firmware", f"{d.device_id} runs firmware {d.firmware or '?'}, HailoRT is {version}: they "
             "must share major.minor (HailoRT refuses most controls otherwise)",

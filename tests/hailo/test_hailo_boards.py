@@ -61,7 +61,7 @@ def test_hailort_5_has_no_vstreams_on_a_hailo10h_and_dropped_the_old_names(hailo
 MISMATCHES = {  # name: (HailoRT, device arch, state set on the double, words of the error)
     "HailoRT 4 with a Hailo-10H": ("4.23.0", "HAILO10H", {},
                                    ["needs HailoRT 5.x", "sudo apt install dkms hailo-h10-all"]),
-    "HailoRT 5 with a Hailo-8L": ("5.2.0", "HAILO8L", {}, ["needs HailoRT 4.x", "sudo apt install hailo-all"]),
+    "HailoRT 5 with a Hailo-8L": ("5.2.0", "HAILO8L", {}, ["needs HailoRT 4.x", "sudo apt install dkms hailo-all"]),
     "HailoRT 5 with a Hailo-8": ("5.2.0", "HAILO8", {}, ["needs HailoRT 4.x"]),
     "driver and library differ": ("4.23.0", "HAILO8L", {"driver_version": "4.20.0"},
                                   ["must match exactly", "--reinstall hailo-all", "reboot"]),

@@ -43,22 +43,29 @@ class Board:
     dfc_major: int
     dfc: str  # the DFC release paired with `hailort` (model zoo changelogs)
     hailort: str
-    apt: str  # Raspberry Pi OS package set (documentation: computers/ai/getting-started.adoc)
+    package: str  # Raspberry Pi OS package set (documentation: computers/ai/getting-started.adoc)
     kernel_module: str
     pci_device: str  # sysfs /sys/bus/pci/devices/*/device (vendor 0x1e60)
 
     @property
+    def install(self) -> str:
+        return f"sudo apt install dkms {self.package}"
+
+    @property
     def stack(self) -> str:
-        return f"HailoRT {self.hailort_major}.x + DFC {self.dfc_major}.x (`sudo apt install {self.apt}`)"
+        return f"HailoRT {self.hailort_major}.x + DFC {self.dfc_major}.x (`{self.install}`)"
 
 
-_H8_STACK = dict(hailort_major=4, dfc_major=3, dfc="3.33.1", hailort="4.23.0", apt="hailo-all",
-                 kernel_module="hailo_pci", pci_device="0x2864")
+def _hailo8_family(hw_arch: str, device: str, product: str) -> Board:
+    return Board(hw_arch, device, product, hailort_major=4, dfc_major=3, dfc="3.33.1", hailort="4.23.0",
+                 package="hailo-all", kernel_module="hailo_pci", pci_device="0x2864")
+
+
 BOARDS = {
-    "hailo8l": Board("hailo8l", "HAILO8L", "AI Kit / AI HAT+ 13 TOPS (Hailo-8L)", **_H8_STACK),  # type: ignore[arg-type]
-    "hailo8": Board("hailo8", "HAILO8", "AI HAT+ 26 TOPS (Hailo-8)", **_H8_STACK),  # type: ignore[arg-type]
+    "hailo8l": _hailo8_family("hailo8l", "HAILO8L", "AI Kit / AI HAT+ 13 TOPS (Hailo-8L)"),
+    "hailo8": _hailo8_family("hailo8", "HAILO8", "AI HAT+ 26 TOPS (Hailo-8)"),
     "hailo10h": Board("hailo10h", "HAILO10H", "AI HAT+ 2 40 TOPS (Hailo-10H)", hailort_major=5, dfc_major=5,
-                      dfc="5.2.0", hailort="5.2.0", apt="dkms hailo-h10-all", kernel_module="hailo1x_pci",
+                      dfc="5.2.0", hailort="5.2.0", package="hailo-h10-all", kernel_module="hailo1x_pci",
                       pci_device="0x45c4"),
 }
 HW_ARCHS = tuple(BOARDS)

@@ -43,8 +43,8 @@ MIN_VERSION = (4, 15)  # vstreams' `quantized` argument ignored from 4.15; older
 INFER_MODEL_VERSION = (4, 18)
 H8, H10 = BOARDS["hailo8l"], BOARDS["hailo10h"]
 INSTALL_HINT = (
-    f"On the Pi 5: `sudo apt install {H8.apt}` for the AI Kit / AI HAT+ (Hailo-8L, Hailo-8: HailoRT 4.x) or "
-    f"`sudo apt install {H10.apt}` for the AI HAT+ 2 (Hailo-10H: HailoRT 5.x; the two cannot be installed "
+    f"On the Pi 5: `{H8.install}` for the AI Kit / AI HAT+ (Hailo-8L, Hailo-8: HailoRT 4.x) or "
+    f"`{H10.install}` for the AI HAT+ 2 (Hailo-10H: HailoRT 5.x; the two cannot be installed "
     "together), then a venv that sees it: `python3 -m venv --system-site-packages .venv` and, with HailoRT 4.x "
     "or Python < 3.13, `pip install 'numpy<2'` (hailo_platform is built against numpy 1.x there); "
     "`edgeact deploy --setup` does both"
@@ -113,7 +113,7 @@ def check_version(hailo_platform) -> tuple[int, ...]:
     if version < MIN_VERSION:
         raise BackendError(
             f"HailoRT {shown(version)} is too old; edgeact needs {shown(MIN_VERSION)} or newer: "
-            f"`sudo apt update && sudo apt install {H8.apt}` (Hailo-8/8L) or `{H10.apt}` (Hailo-10H)"
+            f"`sudo apt update && {H8.install}` (Hailo-8/8L) or `{H10.install}` (Hailo-10H)"
         )
     return version
 
@@ -133,13 +133,13 @@ def other_stack(version: tuple[int, ...]) -> str:
     if version[:1] == (4,):
         return (
             f"HailoRT {shown(version)} (the 4.x line, Hailo-8/8L only) cannot open this device: it is a "
-            f"Hailo-10H ({H10.product}), which needs HailoRT 5.x: `sudo apt remove hailo-all && sudo apt install "
-            f"{H10.apt}`, reboot, and compile the bundle with --hw-arch hailo10h (DFC 5.x)"
+            f"Hailo-10H ({H10.product}), which needs HailoRT 5.x: `sudo apt remove hailo-all && "
+            f"{H10.install}`, reboot, and compile the bundle with --hw-arch hailo10h (DFC 5.x)"
         )
     return (
         f"HailoRT {shown(version)} (the 5.x line, Hailo-10/15 only) cannot open this device: it is a Hailo-8 or "
         f"Hailo-8L ({BOARDS['hailo8'].product}, {H8.product}), which needs HailoRT 4.x: `sudo apt remove "
-        f"hailo-h10-all && sudo apt install {H8.apt}`, reboot, and compile with --hw-arch hailo8 or hailo8l (DFC 3.x)"
+        f"hailo-h10-all && {H8.install}`, reboot, and compile with --hw-arch hailo8 or hailo8l (DFC 3.x)"
     )
 
 
@@ -153,7 +153,7 @@ def explain(err: BaseException, version: tuple[int, ...], doing: str) -> Backend
         return BackendError(
             f"{what}. The Hailo kernel driver and HailoRT {shown(version)} differ, and they must match exactly "
             f"(hailort_driver.cpp: validate_driver_version): reinstall both from one package set (`sudo apt "
-            f"install --reinstall {H8.apt}`, or `{H10.apt}` for a Hailo-10H), then reboot; `edgeact doctor` "
+            f"install --reinstall {H8.package}`, or `{H10.package}` for a Hailo-10H), then reboot; `edgeact doctor` "
             "shows both versions"
         )
     if status in HELD:
@@ -241,7 +241,7 @@ def check_stack(version: tuple[int, ...], device: DeviceInfo) -> str | None:
         return (
             f"device {device.device_id} runs firmware {device.firmware} but HailoRT is {shown(version)}: they must "
             f"share major.minor. Reinstall the package set (`sudo apt install --reinstall "
-            f"{(board or H8).apt.split()[-1]}`) and reboot (the driver loads the firmware at boot)"
+            f"{(board or H8).package}`) and reboot (the driver loads the firmware at boot)"
         )
     return None
 

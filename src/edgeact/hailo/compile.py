@@ -59,7 +59,7 @@ def sdk_install(board: Board) -> str:
     return (
         f"the Hailo Dataflow Compiler {board.dfc_major}.x for {board.hw_arch} (x86-64 Linux, Python 3.10-3.12): "
         f"download the hailo_dataflow_compiler {board.dfc} wheel from hailo.ai's Developer Zone (login; its HEFs "
-        f"run on HailoRT {board.hailort}, the Pi's `{board.apt.split()[-1]}`; pick the DFC paired with the "
+        f"run on HailoRT {board.hailort}, the Pi's `{board.package}`; pick the DFC paired with the "
         f"HailoRT on your Pi) and `pip install hailo_dataflow_compiler-{board.dfc_major}.*.whl` in a venv there"
     )
 
