@@ -51,9 +51,10 @@ class DeployReport:
             sent = "already on the Pi (verified there), no file sent"
         lines = [f"{self.bundle_id} on {self.destination}: {sent}"]
         if self.smoke:
-            lines.append(f"smoke check on the Pi: {self.smoke['backend']} loads in {self.smoke['load_ms']:.0f} ms, "
-                         f"one chunk {tuple(self.smoke['chunk'])} in {self.smoke['latency_ms']:.1f} ms "
-                         "(`edgeact bench` on the Pi for more)")
+            hef = f" ({self.smoke['hw_arch']} HEF)" if self.smoke.get("hw_arch") else ""
+            lines.append(f"smoke check on the Pi: {self.smoke['backend']}{hef} loads in "
+                         f"{self.smoke['load_ms']:.0f} ms, one chunk {tuple(self.smoke['chunk'])} in "
+                         f"{self.smoke['latency_ms']:.1f} ms (`edgeact bench` on the Pi for more)")
         lines.append(f"current -> bundles/{self.bundle_id}" + (f" (was {self.previous})" if self.previous else ""))
         if self.removed:
             lines.append(f"removed old bundles: {', '.join(self.removed)}")
