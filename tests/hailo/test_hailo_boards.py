@@ -101,3 +101,11 @@ def test_a_hef_by_hand_from_a_newer_dfc_is_refused_by_hailort_with_the_fix(every
     hailort(version="4.20.0")
     with pytest.raises(BackendError, match=r"HAILO_HEF_NOT_SUPPORTED.*newer.*DFC 3.x for 4.x"):
         edgeact.load_policy(str(bundle), backend="hailo-split")
+
+
+def test_the_pis_smoke_check_runs_the_hef_of_its_board(every_board, hailort):
+    from edgeact.deploy.smoke import smoke_check
+
+    hailort(devices=[("0000:01:00.0", "HAILO10H")], version="5.2.0")
+    result = smoke_check(every_board, "hailo-split")
+    assert result["hw_arch"] == "hailo10h" and result["chunk"] == [result["chunk"][0], 2]
