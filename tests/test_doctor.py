@@ -43,9 +43,10 @@ def fake_pi(root: Path, *, governor="performance", temp_mc=48000, avail_kb=6_000
     return root
 
 
-def view(root: Path, throttled="throttled=0x0\n", versions=VERSIONS, rtprio=0) -> SystemView:
+def view(root: Path, throttled="throttled=0x0\n", versions=VERSIONS, rtprio=0, hailort=(None, [], None)) -> SystemView:
     return SystemView(root=root, user="pi", run=lambda cmd: throttled if cmd[0] == "vcgencmd" else None,
-                      version=versions.get, rtprio_limit=lambda: rtprio, python_version="3.11.2")
+                      version=versions.get, rtprio_limit=lambda: rtprio, python_version="3.11.2",
+                      hailort=lambda: hailort)
 
 
 def by_name(checks):
@@ -63,18 +64,21 @@ def test_a_healthy_pi(tmp_path):
 
 def test_a_pi_in_trouble_says_what_to_do(tmp_path):
     root = fake_pi(tmp_path, governor="ondemand", temp_mc=83500, avail_kb=300_000, in_dialout=False, hailo=True)
-    versions = {**VERSIONS, "onnxruntime": None, "numpy": "2.1.0", "hailort": "4.20.0"}
-    checks = by_name(run_checks(view(root, throttled="throttled=0x50005\n", versions=versions)))
+    versions = {**VERSIONS, "onnxruntime": None, "numpy": "2.1.0"}
+    checks = by_name(run_checks(view(root, throttled="throttled=0x50005\n", versions=versions,
+                                     hailort=("4.20.0", [], None))))
     expected = {"governor": (WARN, "scaling_governor"), "temperature": (FAIL, "Active Cooler"),
                 "throttling": (FAIL, "27 W"), "memory": (WARN, "close other programs"),
                 "packages": (FAIL, "edgeact deploy --setup"), "serial": (FAIL, "usermod -aG dialout pi"),
-                "realtime": (WARN, "LimitRTPRIO"), "hailo": (FAIL, "numpy<2")}
+                "realtime": (WARN, "LimitRTPRIO"), "hailort": (FAIL, "numpy<2"),
+                "hailo driver": (FAIL, "sudo apt install dkms hailo-all"), "hailo packages": (WARN, "hailo-all")}
     for name, (status, fix) in expected.items():
         assert (checks[name].status, fix in checks[name].fix) == (status, True), checks[name]
     assert "under-voltage" in checks["throttling"].detail
     text = format_checks(list(checks.values()))
     assert "fix: sudo usermod -aG dialout pi" in text
-    assert text.splitlines()[-1].startswith("6 FAIL")  # the camera too: it has the same group here
+    # the camera too (it has the same group here), and the Hailo node without a PCIe device or driver
+    assert text.splitlines()[-1].startswith("8 FAIL")
 
 
 def test_throttling_since_boot_and_missing_devices_are_warnings(tmp_path):

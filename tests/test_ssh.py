@@ -62,14 +62,15 @@ def test_scp_is_used_when_rsync_is_missing(loopback_pi, tmp_path, monkeypatch):
 
     real_which = shutil.which
     monkeypatch.setattr(ssh.shutil, "which", lambda name: None if name == "rsync" else real_which(name))
-    (tmp_path / "src").mkdir()
-    for name, data in (("a.bin", b"\x00" * 5000), ("b.json", b"{}")):
+    (tmp_path / "src" / "hailo" / "split").mkdir(parents=True)
+    names = ("a.bin", "b.json", "hailo/split/model.hef")  # a Hailo part lives in sub-folders
+    for name, data in zip(names, (b"\x00" * 5000, b"{}", b"hef")):
         (tmp_path / "src" / name).write_bytes(data)
     dest = tmp_path / "pi" / "dest"
     with SshSession(SshTarget(loopback_pi.alias, config=loopback_pi.config)) as s:
-        s.send(tmp_path / "src", ["a.bin", "b.json"], str(dest), use_rsync=True)
-    assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json"]
-    assert (dest / "a.bin").read_bytes() == b"\x00" * 5000
+        s.send(tmp_path / "src", list(names), str(dest), use_rsync=True)
+    assert sorted(p.name for p in dest.iterdir()) == ["a.bin", "b.json", "hailo"]
+    assert (dest / "a.bin").read_bytes() == b"\x00" * 5000 and (dest / "hailo/split/model.hef").read_bytes() == b"hef"
 
 
 @pytest.mark.parametrize("rsync", [True, False], ids=["rsync", "scp"])

@@ -234,8 +234,8 @@ def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
     if backend == "torch":
         path = bundle / "model.safetensors"
     else:
-        entry = manifest["models"].get(backend)
-        path = bundle / entry["file"] if entry else None
+        entry = manifest["models"].get(backend) or {}
+        path = bundle / entry["file"] if "file" in entry else None  # a Hailo backend lists a HEF per board
     return path.stat().st_size / 1e6 if path is not None and path.is_file() else float("nan")
 
 

@@ -2,7 +2,8 @@
 
 Everything read from the system goes through :class:`SystemView`: files under a root
 (``/`` on the Pi; a fake sysfs/procfs/dev tree in the tests), a command runner
-(``vcgencmd``), package versions, and the realtime limit of this process.
+(``vcgencmd``), package versions, the realtime limit of this process, and what HailoRT finds
+(``Device.scan()`` and each device's identify).
 """
 
 from __future__ import annotations
@@ -51,6 +52,26 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def _scan_hailort() -> tuple[str | None, list, str | None]:
+    """(HailoRT version, devices HailoRT finds, why the scan failed): (None, [], None) without HailoRT."""
+    from edgeact.backends.hailort import hailort_version, import_hailort, scan_devices, shown, take_device
+    from edgeact.errors import BackendError
+
+    try:
+        hp = import_hailort()
+    except BackendError:
+        return None, [], None
+    version = shown(hailort_version(hp))
+    devices = []
+    try:
+        devices = scan_devices(hp)
+        if devices:
+            take_device(hp)
+    except BackendError as err:
+        return version, devices, str(err)
+    return version, devices, None
+
+
 def _rtprio_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_RTPRIO)
     return 1 << 30 if soft == resource.RLIM_INFINITY else soft
@@ -66,6 +87,7 @@ class SystemView:
     version: Callable[[str], str | None] = _package_version
     rtprio_limit: Callable[[], int] = _rtprio_limit
     python_version: str = platform.python_version()
+    hailort: Callable[[], tuple[str | None, list, str | None]] = _scan_hailort  # (version, devices, error)
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -229,19 +251,115 @@ def check_realtime(s: SystemView) -> list[Check]:
 
 
 def check_hailo(s: SystemView) -> list[Check]:
-    devices = s.glob("/dev", "hailo*")
-    if not devices:
+    """The Hailo board, its apt package set, kernel driver, HailoRT, firmware and PCIe link, and
+    whether they match each other (they must: HAILO-FACTS, last section), each with its fix."""
+    from edgeact.backends.hailo_system import read_system
+
+    system = read_system(s.read, s.glob)
+    version, devices, error = s.hailort()
+    if not system.present and not devices and error is None:
         return [Check(OK, "hailo", "no Hailo device: the CPU backends run the model")]
-    hailort = s.version("hailort")
+    board = devices[0].board if devices else (system.pci[0].board if system.pci else None)
+    return [*_hailo_board(system, devices), *_hailo_packages(system, board), *_hailo_driver(system, board, version),
+            *_hailort(s, board, version, error), *_hailo_firmware(devices, version), *_hailo_link(system)]
+
+
+def _hailo_board(system, devices) -> list[Check]:
+    nodes = ", ".join(system.nodes) or "no /dev/hailo* or /dev/h1x-* node"
+    if devices:
+        d = devices[0]
+        what = d.board.product if d.board else f"{d.architecture} (not a board edgeact compiles for)"
+        return [Check(OK if d.board else WARN, "hailo board", f"{what} at {d.device_id} ({nodes})")]
+    if system.pci:
+        pci = system.pci[0]
+        return [Check(OK, "hailo board", f"{pci.family} at {pci.address} (PCI {pci.device}; {nodes}); HailoRT "
+                      "could not identify it, see below")]
+    return [Check(FAIL, "hailo board", f"a Hailo driver or node is present but no Hailo PCIe device ({nodes})",
+                  "check the HAT's ribbon cable and `dtparam=pciex1` in /boot/firmware/config.txt, then reboot")]
+
+
+def _hailo_packages(system, board) -> list[Check]:
+    from edgeact.backends.hailo_system import PACKAGE_SETS
+
+    sets = system.package_sets
+    listed = ", ".join(f"{n} {v}" for n, v in sorted(system.packages.items())) or "none"
+    want = board.package if board else "hailo-all (Hailo-8/8L) or hailo-h10-all (Hailo-10H)"
+    if len(sets) > 1:
+        other = " ".join(x for x in sets if x != want) if board else " or ".join(sets)
+        return [Check(FAIL, "hailo packages", f"both {' and '.join(sets)} are installed; they conflict",
+                      f"keep the one for this board: sudo apt remove {other}")]
+    if not sets:
+        return [Check(WARN, "hailo packages", f"neither hailo-all nor hailo-h10-all is installed (hailo packages: "
+                      f"{listed})", f"sudo apt install dkms {want}, then reboot")]
+    if board is not None and PACKAGE_SETS[sets[0]] != board.hailort_major:
+        return [Check(FAIL, "hailo packages", f"{sets[0]} is installed, which is for the other boards, but this is "
+                      f"a {board.product}", f"sudo apt remove {sets[0]} && {board.install}, then reboot")]
+    return [Check(OK, "hailo packages", listed)]
+
+
+def _hailo_driver(system, board, version: str | None) -> list[Check]:
+    if not system.modules:
+        return [Check(FAIL, "hailo driver", "no Hailo kernel module loaded (lsmod: neither hailo_pci nor hailo1x_pci)",
+                      f"sudo apt install dkms {board.package if board else 'hailo-all'} (dkms builds the driver), "
+                      "reboot; "
+                      "`dmesg | grep -i hailo` says why it did not load")]
+    if board is not None and board.kernel_module not in system.modules:
+        return [Check(FAIL, "hailo driver", f"{', '.join(system.modules)} loaded, but a {board.product} needs "
+                      f"{board.kernel_module}", f"{board.install}, then reboot")]
+    name = board.kernel_module if board is not None else next(iter(system.modules))
+    driver = system.modules[name]
+    detail = f"{name} {driver or '(version unknown)'}"
+    if version and driver and driver != version:
+        return [Check(FAIL, "hailo driver", f"{detail}, HailoRT {version}: driver and library must be the same "
+                      "version (HAILO_INVALID_DRIVER_VERSION)",
+                      f"sudo apt install --reinstall {board.package if board else 'hailo-all'}, then reboot")]
+    return [Check(OK, "hailo driver", detail + (f" = HailoRT {version}" if version and driver else ""))]
+
+
+def _hailort(s: SystemView, board, version: str | None, error: str | None) -> list[Check]:
+    from edgeact.backends.hailo_part import version_tuple
+    from edgeact.backends.hailort import INSTALL_HINT
+
+    if version is None:
+        return [Check(FAIL, "hailort", "HailoRT's Python API (hailo_platform) is not importable here", INSTALL_HINT)]
+    if error:
+        return [Check(FAIL, "hailort", f"HailoRT {version}: {error}")]
+    if board is not None and version_tuple(version)[:1] != (board.hailort_major,):
+        return [Check(FAIL, "hailort", f"HailoRT {version} cannot drive a {board.product}", board.stack)]
     numpy = s.version("numpy") or ""
-    names = ", ".join(f"/dev/{d.name}" for d in devices)
-    if hailort is None:
-        return [Check(WARN, "hailo", f"{names} present but no HailoRT Python package",
-                      "sudo apt install hailo-all, then edgeact deploy --setup (the venv then sees it)")]
-    if numpy.split(".")[0].isdigit() and int(numpy.split(".")[0]) >= 2:
-        return [Check(FAIL, "hailo", f"{names}, HailoRT {hailort}, but numpy {numpy}: HailoRT 4.x needs numpy<2",
+    needs_numpy1 = version_tuple(version)[:1] == (4,) or version_tuple(s.python_version) < (3, 13)
+    if needs_numpy1 and version_tuple(numpy)[:1] >= (2,):
+        return [Check(FAIL, "hailort", f"HailoRT {version}, but numpy {numpy}: hailo_platform needs numpy<2 here",
                       "pip install 'numpy<2' (edgeact deploy --setup does this when it finds HailoRT)")]
-    return [Check(OK, "hailo", f"{names}, HailoRT {hailort}")]
+    return [Check(OK, "hailort", f"HailoRT {version}, numpy {numpy or '?'}")]
+
+
+def _hailo_firmware(devices, version: str | None) -> list[Check]:
+    from edgeact.backends.hailo_part import version_tuple
+
+    checks = []
+    for d in devices:
+        same = version_tuple(d.firmware)[:2] == version_tuple(version or "")[:2]
+        apt = d.board.package if d.board else "hailo-all"
+        checks.append(Check(OK, "hailo firmware", f"{d.device_id}: {d.firmware}") if same else Check(
+            FAIL, "hailo firmware", f"{d.device_id} runs firmware {d.firmware or '?'}, HailoRT is {version}: they "
+            "must share major.minor (HailoRT refuses most controls otherwise)",
+            f"sudo apt install --reinstall {apt}, then reboot (the driver loads the firmware at boot)"))
+    return checks
+
+
+def _hailo_link(system) -> list[Check]:
+    checks = []
+    for pci in system.pci:
+        if not pci.link:
+            checks.append(Check(WARN, "hailo pcie", f"{pci.address}: sysfs gives no link speed"))
+        elif pci.link.startswith("5.0 GT/s"):
+            checks.append(Check(WARN, "hailo pcie", f"{pci.address}: {pci.link} (PCIe Gen 2)",
+                                "add dtparam=pciex1_gen=3 to /boot/firmware/config.txt and reboot (the AI Kit needs "
+                                "it; the AI HAT+ and AI HAT+ 2 set Gen 3 themselves)"))
+        else:
+            checks.append(Check(OK, "hailo pcie", f"{pci.address}: {pci.link}"))
+    return checks
 
 
 def run_checks(s: SystemView) -> list[Check]:

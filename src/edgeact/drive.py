@@ -21,7 +21,9 @@ own per-tick commands (``source=``, an :class:`~edgeact.runtime.inference.Action
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
+from edgeact.errors import ConfigError
 from edgeact.policy import Backend
 from edgeact.runtime import protocol as P
 from edgeact.runtime.actuators import open_actuator
@@ -30,6 +32,7 @@ from edgeact.runtime.config import RuntimeConfig
 from edgeact.runtime.inference import ActionSource
 from edgeact.runtime.interfaces import Actuator, Camera
 from edgeact.runtime.loop import Runtime
+from edgeact.runtime.recovery import RecoveringBackend, RecoveryConfig, Reopenable
 from edgeact.runtime.telemetry import RunReport, Telemetry
 
 SIM_PREFIX = "sim"
@@ -70,10 +73,15 @@ def open_parts(parts: Parts, image_size: tuple[int, int]) -> tuple[Camera, Actua
 
 
 def open_policy(model: str, backend: str | None = None, threads: int | None = None,
-                config_path: str | None = None) -> Backend:
+                config_path: str | None = None, fallback: str | None = None,
+                recovery: RecoveryConfig | None = None) -> Backend:
     """Load the policy to drive with: ``model`` a bundle, a checkpoint, or ``fake[:MS[:BUSY]]``
     (a stand-in taking MS per inference). ``threads`` defaults to every physical core but one;
-    ``config_path``: the config.json of a weights-only ``.pth`` checkpoint."""
+    ``config_path``: the config.json of a weights-only ``.pth`` checkpoint.
+
+    A backend on an accelerator that can drop out (one with ``reopen()``: ``hailo``, ``hailo-split``)
+    comes wrapped in a :class:`~edgeact.runtime.recovery.RecoveringBackend` (``recovery`` says how
+    hard it tries); ``fallback`` names the bundle's CPU backend that drives meanwhile (``onnx-int8``)."""
     if model == "fake" or model.startswith("fake:"):
         from edgeact.runtime.fake import parse_fake
 
@@ -82,7 +90,20 @@ def open_policy(model: str, backend: str | None = None, threads: int | None = No
     from edgeact.cpu import inference_threads
 
     options = {"config_path": config_path} if config_path else {}
-    return edgeact.load_policy(model, backend=backend or "auto", threads=threads or inference_threads(), **options)
+    threads = threads or inference_threads()
+    policy = edgeact.load_policy(model, backend=backend or "auto", threads=threads, **options)
+    if not hasattr(policy, "reopen"):
+        if fallback:
+            policy.close()
+            raise ConfigError(f"--fallback {fallback} backs up an accelerator that can drop out (hailo, hailo-split); "
+                              f"{policy.name} runs on the CPU already")
+        return policy
+    try:
+        spare = edgeact.load_policy(model, backend=fallback, threads=threads) if fallback else None
+    except Exception:
+        policy.close()
+        raise
+    return RecoveringBackend(cast(Reopenable, policy), spare, recovery)
 
 
 def open_runtime(backend: Backend, parts: Parts, config: RuntimeConfig, *, telemetry: Telemetry | None = None,

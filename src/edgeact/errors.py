@@ -55,3 +55,8 @@ class RemoteError(EdgeactError):
 
 class DeployError(RemoteError):
     """The Pi refused or failed a deploy step."""
+
+
+class DeviceLostError(BackendError):
+    """An accelerator stopped answering mid-run (a Hailo NPU's HAILO_COMMUNICATION_CLOSED, a driver
+    timeout): the run goes neutral, and a backend with ``reopen()`` may be brought back."""

@@ -210,13 +210,19 @@ class SshSession:
             cmd += [f"{local_dir}/", f"{self.target.destination}:{remote_dir}/"]
             result = subprocess.run(cmd, input="\n".join(names) + "\n", text=True, stderr=subprocess.PIPE)
         else:
-            self.run('mkdir -p "$1"', remote_dir)
-            cmd = ["scp", "-q", "-p", *self.client_options()]
-            if bwlimit_kbps:
-                cmd += ["-l", str(bwlimit_kbps * 8)]  # scp's limit is in Kbit/s
-            cmd += [str(local_dir / n) for n in names]
-            cmd.append(f"{self.target.destination}:{remote_dir}/")
-            result = subprocess.run(cmd, text=True, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            folders: dict[str, list[str]] = {}  # scp puts every file in one folder: one call per sub-folder
+            for n in names:
+                folders.setdefault(n.rpartition("/")[0], []).append(n)
+            self.run('for d in "$@"; do mkdir -p "$d"; done', *(f"{remote_dir}/{f}".rstrip("/") for f in folders))
+            for folder, members in sorted(folders.items()):
+                cmd = ["scp", "-q", "-p", *self.client_options()]
+                if bwlimit_kbps:
+                    cmd += ["-l", str(bwlimit_kbps * 8)]  # scp's limit is in Kbit/s
+                cmd += [str(local_dir / n) for n in members]
+                cmd.append(f"{self.target.destination}:{remote_dir}/{folder}")
+                result = subprocess.run(cmd, text=True, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                if result.returncode != 0:
+                    break
         if result.returncode != 0:
             raise RemoteError(f"copying to {self.target.destination}:{remote_dir} failed ({cmd[0]} exit "
                               f"{result.returncode}: {result.stderr.strip()[-300:]}); nothing was switched, "

@@ -125,3 +125,48 @@ def test_an_interrupted_copy_leaves_current_and_resumes(loopback_pi, pi_root, pi
 
     report, _ = deploy(loopback_pi, pi_root, big)
     assert current_of(pi_root) == f"bundles/{report.bundle_id}" and not incoming.exists()
+
+
+def hailo_variant(pi_bundle, tmp_path, boards=("hailo8l", "hailo10h")):
+    """The bundle with a Hailo part in its sub-folders (a HEF per board), as `edgeact hailo compile` leaves it."""
+    import shutil
+
+    from edgeact.bundle import read_manifest, write_manifest
+
+    out = tmp_path / "rover-hailo"
+    shutil.copytree(pi_bundle, out)
+    manifest = read_manifest(out)
+    hefs = {}
+    for board in boards:
+        hef = out / "hailo" / "split" / board / "model.hef"
+        hef.parent.mkdir(parents=True)
+        hef.write_bytes(board.encode() * 1000)
+        hefs[board] = {"file": f"hailo/split/{board}/model.hef", "precision": "a16_w16", "dfc_version": "3.33.1",
+                       "hailort": "4.23"}
+    manifest["models"]["hailo-split"] = {"hefs": hefs}
+    write_manifest(out, manifest)
+    return out
+
+
+def test_a_bundle_with_a_hailo_part_is_sent_with_its_folders_and_verified_on_the_pi(loopback_pi, pi_root, pi_bundle,
+                                                                                   tmp_path):
+    bundle = hailo_variant(pi_bundle, tmp_path)
+    local = verify_local(bundle)
+    assert local.hefs == {"hailo-split": ("hailo8l", "hailo10h")}
+    first, _ = deploy(loopback_pi, pi_root, bundle, backend="onnx")  # this "Pi" has no Hailo device
+    for board in ("hailo8l", "hailo10h"):
+        assert (pi_root / "current" / "hailo/split" / board / "model.hef").read_bytes() == board.encode() * 1000
+    again, sent = deploy(loopback_pi, pi_root, bundle, backend="onnx")
+    assert again.sent_files == [] and again.previous == first.bundle_id  # hashed on the Pi, sub-folders included
+
+
+def test_the_backend_follows_the_pis_board(pi_bundle, tmp_path):
+    from edgeact.deploy.bundles import choose_backend
+
+    local = verify_local(hailo_variant(pi_bundle, tmp_path, boards=("hailo8l",)))
+    assert choose_backend(local, None, "HAILO8L") == "hailo-split"
+    assert choose_backend(local, None, "HAILO8") == "hailo-split"  # a hailo8l HEF runs on a Hailo-8
+    assert choose_backend(local, None, "HAILO10H") == "onnx"  # no HEF for it: the CPU model
+    assert choose_backend(local, None, None) == "onnx"
+    with pytest.raises(DeployError, match=r"none that runs on the Pi's AI HAT\+ 2.*--hw-arch hailo10h.*DFC 5.x"):
+        choose_backend(local, "hailo-split", "HAILO10H")

@@ -10,6 +10,9 @@ from edgeact.deploy.runtime_setup import requirements_for, wheel_digest
 def test_requirements_follow_the_backend_and_hailort():
     assert requirements_for("onnx-int8", hailo=False) == ()
     assert requirements_for("onnx", hailo=True) == ("numpy<2",)
+    assert requirements_for("hailo-split", True, "4.23.0", "3.13") == ("numpy<2",)  # 4.x pins it everywhere
+    assert requirements_for("hailo-split", True, "5.2.0", "3.11") == ("numpy<2",)  # 5.x below Python 3.13
+    assert requirements_for("hailo-split", True, "5.2.0", "3.13") == ()  # Raspberry Pi OS trixie + AI HAT+ 2
     (torch,) = requirements_for("torch-int8", hailo=False)
     assert torch.startswith("torch") and "<2.14" in torch  # pyproject's pin, not an open range
 

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "doubles"))
 
 import dfc_double
 import hailort_double
+from hailohelpers import DFC_FOR, compiled_copy
 
 
 @pytest.fixture
@@ -37,9 +38,25 @@ def no_hailort(monkeypatch):
 
 @pytest.fixture
 def dfc(monkeypatch):
+    """The DFC 3.x double (Hailo-8/8L) in sys.modules."""
     module = dfc_double.make_module()
     monkeypatch.setitem(sys.modules, "hailo_sdk_client", module)
     return module
+
+
+@pytest.fixture
+def dfc5(monkeypatch):
+    """The DFC 5.x double (Hailo-10H) in sys.modules."""
+    module = dfc_double.make_module(version="5.2.0")
+    monkeypatch.setitem(sys.modules, "hailo_sdk_client", module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def every_board(hailo_exported, tmp_path_factory):
+    """A copy of the exported bundle with both parts compiled (a16_w16) for hailo8l, hailo8 and hailo10h."""
+    return compiled_copy(hailo_exported, tmp_path_factory,
+                         [(mode, hw_arch, "a16_w16") for mode in ("split", "full") for hw_arch in DFC_FOR])
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hailohelpers import compile_for
 
 import edgeact
 from edgeact.backends.hailo_part import read_part
 from edgeact.backends.registry import default_backend
 from edgeact.errors import BackendError
-from edgeact.hailo.compile import compile_bundle
 from edgeact.hailo.graphs import normalize_pixels
 
 
@@ -22,12 +22,12 @@ def quiet(_):
 
 
 @pytest.fixture
-def compiled(hailo_bundle, dfc):
-    """compile(precision, mode, hw_arch) -> bundle path, through the DFC double."""
+def compiled(hailo_bundle, monkeypatch):
+    """compile(precision, mode, hw_arch) -> bundle path, through the DFC double of the board's major."""
     bundle, calib = hailo_bundle
 
-    def build(precision="a8_w8", mode="split", hw_arch="hailo8l"):
-        compile_bundle(bundle, calib[mode], precision, hw_arch, mode=mode, log=quiet)
+    def build(precision="a8_w8", mode="split", hw_arch="hailo8l", dfc=None):
+        compile_for(monkeypatch, bundle, calib[mode], hw_arch, precision, mode, dfc)
         return bundle
 
     return build
@@ -89,7 +89,7 @@ def test_uint16_outputs_are_closer_to_fp32_than_uint8(compiled, hailort, hailo_b
 
 
 def test_vstreams_api_before_4_18_gives_the_same_chunk(compiled, hailort, episodes):
-    bundle = compiled("a8_w8")
+    bundle = compiled("a8_w8", dfc="3.27.0")  # the DFC paired with HailoRT 4.17
     obs = list(observations(bundle, episodes, 2))
     hailort()
     new = [edgeact.load_policy(str(bundle), backend="hailo-split").predict_chunk(c[0], s) for c, s in obs]
@@ -153,7 +153,7 @@ def test_hailo8l_hef_on_a_hailo8_runs_with_a_warning(compiled, hailort):
 def test_altered_or_missing_hef(compiled, hailort):
     bundle = compiled()
     hailort()
-    hef = bundle / "hailo/split/model.hef"
+    hef = bundle / "hailo/split/hailo8l/model.hef"
     hef.write_bytes(hef.read_bytes() + b"x")
     with pytest.raises(BackendError, match="sha256"):
         edgeact.load_policy(str(bundle), backend="hailo-split")
@@ -162,7 +162,7 @@ def test_altered_or_missing_hef(compiled, hailort):
         edgeact.load_policy(str(bundle), backend="hailo-split")
 
 
-@pytest.mark.parametrize("version, message", [("4.10.0", "too old"), ("5.2.0", "Hailo-10/15")])
+@pytest.mark.parametrize("version, message", [("4.10.0", "too old"), ("5.2.0", "needs HailoRT 4.x")])
 def test_hailort_version(compiled, hailort, version, message):
     bundle = compiled()
     hailort(version=version)

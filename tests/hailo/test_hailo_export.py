@@ -80,8 +80,40 @@ def test_bad_input(tmp_path, bundle):
         export_hailo(tmp_path, "split", log=lambda s: None)
     with pytest.raises(ConfigError, match="--mode"):
         export_hailo(bundle, "half", log=lambda s: None)
-    with pytest.raises(ConfigError, match="--hw-arch"):
-        export_hailo(bundle, "split", "hailo10h", log=lambda s: None)
+
+
+def test_every_start_node_reads_only_the_npu_graphs_inputs(hailo_exported):
+    """The parser starts at these nodes: one fed by a tensor the graph computes would become a second
+    network input (full mode's token join, fed by the backbone's tokens, once was one)."""
+    bundle, _, _ = hailo_exported
+    for mode in ("split", "full"):
+        part = read_part(bundle, mode)
+        graph = onnx.load(str(part.path("npu"))).graph
+        inputs = {v.name for v in graph.input}
+        constants = {i.name for i in graph.initializer}
+        by_name = {n.name: n for n in graph.node}
+        starts = [by_name[name] for name in part.block["npu"]["start_node_names"]]
+        assert {t for n in starts for t in n.input} & inputs == inputs  # every input has its start node
+        for node in starts:
+            assert set(node.input) <= inputs | constants, (mode, node.name, list(node.input))
+    full = read_part(bundle, "full").block["npu"]["start_node_names"]
+    assert not any("Concat" in name for name in full)
+
+
+def test_a_start_node_fed_by_a_computed_tensor_is_refused():
+    from onnx import TensorProto, helper
+
+    from edgeact.hailo.export import start_nodes
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    token = helper.make_tensor_value_info("token", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"], name="relu"), helper.make_node("Concat", ["h", "token"], ["y"],
+                                                                                 name="join", axis=0)],
+        "g", [x, token], [y])
+    with pytest.raises(ExportError, match="join"):
+        start_nodes(graph)
 
 
 def test_reexport_drops_the_stale_hef(hailo_bundle):

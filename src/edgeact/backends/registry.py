@@ -18,9 +18,9 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "torch-int8": ("edgeact.backends.torch_int8_backend",
                    "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
     "hailo-split": ("edgeact.backends.hailo_backend",
-                    "Hailo-8/8L NPU backbone (hailo/split/model.hef) + ONNX Runtime transformer"),
+                    "Hailo-8L/8/10H NPU backbone (hailo/split/<board>/model.hef) + ONNX Runtime transformer"),
     "hailo": ("edgeact.backends.hailo_backend:load_full",
-              "the whole policy on the Hailo-8/8L NPU (hailo/full/model.hef)"),
+              "the whole policy on the Hailo-8L/8/10H NPU (hailo/full/<board>/model.hef)"),
 }
 # what `auto` prefers when a Hailo device is present, in order
 HAILO_PREFERENCE = ("hailo-split", "hailo")

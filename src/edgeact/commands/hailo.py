@@ -1,16 +1,20 @@
-"""`edgeact hailo export|lint|calib|compile|emulate|check`: the Hailo-8/8L path."""
+"""`edgeact hailo export|lint|calib|compile|emulate|check`: the Hailo path (Hailo-8L, Hailo-8, Hailo-10H)."""
 
 from __future__ import annotations
 
 import argparse
 
 PRECISIONS = ("a8_w8", "a16_w16", "mixed")
+HW_ARCHS = ("hailo8l", "hailo8", "hailo10h")  # edgeact.backends.hailo_part.BOARDS (not imported: a thin CLI)
+HW_ARCH_HELP = ("the board: hailo8l (AI Kit, AI HAT+ 13 TOPS), hailo8 (AI HAT+ 26 TOPS): DFC 3.x, HailoRT 4.x; "
+                "hailo10h (AI HAT+ 2): DFC 5.x, HailoRT 5.x (default %(default)s)")
+MODE_HELP = "which Hailo part (default: the bundle's only one; split when it has both)"
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "hailo",
-        help="Hailo-8/8L: Hailo-ready export, lint, calibration, compile (DFC), precision emulation, device check",
+        help="Hailo-8L/8/10H: Hailo-ready export, lint, calibration, compile (DFC), precision emulation, device check",
         description=(
             "The Hailo AI HAT path: `export` adds NPU + host graphs to a bundle, `lint` checks a graph against the "
             "parser's known constraints, `calib` writes the optimizer's calibration set, `emulate` tells which "
@@ -28,7 +32,6 @@ def register(subparsers) -> None:
         default="split",
         help="split (default): backbone on the NPU, transformer on the CPU; full: the whole policy on the NPU",
     )
-    e.add_argument("--hw-arch", choices=("hailo8l", "hailo8"), default="hailo8l")
     e.add_argument("--frames", metavar="EPISODES", help="episodes for the parity check (default: synthetic frames)")
     e.add_argument("--tolerance", type=float, default=1e-4, help="max |npu+host - torch| allowed (default 1e-4)")
     e.set_defaults(func=run_export)
@@ -45,7 +48,7 @@ def register(subparsers) -> None:
     c.add_argument("--episodes", required=True, metavar="DIR")
     c.add_argument("--frames", type=int, default=1024, help="frames to draw (default 1024)")
     c.add_argument("--out", required=True, help="calib.npy (.npz when the NPU graph has several inputs)")
-    c.add_argument("--mode", choices=("split", "full"), default="split")
+    c.add_argument("--mode", choices=("split", "full"), default=None, help=MODE_HELP)
     c.set_defaults(func=run_calib)
 
     m = sub.add_parser(
@@ -60,23 +63,25 @@ def register(subparsers) -> None:
         help="a16_w16 (default: what drove in public ACT-on-Hailo tests), a8_w8, "
         "or mixed (emulation picks the 16-bit layers)",
     )
-    m.add_argument("--hw-arch", choices=("hailo8l", "hailo8"), default="hailo8l")
+    m.add_argument("--hw-arch", choices=HW_ARCHS, default="hailo8l", help=HW_ARCH_HELP)
     m.add_argument(
         "--optimization-level", type=int, default=2, metavar="N", help="DFC optimization level 0-4 (default 2)"
     )
-    m.add_argument("--mode", choices=("split", "full"), default="split")
+    m.add_argument("--mode", choices=("split", "full"), default=None, help=MODE_HELP)
     m.add_argument("--episodes", metavar="DIR", help="held-out frames for --emulate and mixed (default synthetic)")
     m.add_argument(
         "--emulate", action="store_true", help="also run the DFC's SDK_QUANTIZED emulation and report the action error"
     )
     m.add_argument("--hef", help="register a HEF compiled by hand with the printed command lines instead of compiling")
+    m.add_argument("--dfc-version", help="with --hef: the DFC version that compiled it (tells the Pi which HailoRT "
+                   "it needs)")
     m.set_defaults(func=run_compile)
 
     em = sub.add_parser("emulate", help="action error and closed-loop score per precision, no DFC or HAT needed")
     em.add_argument("bundle")
     em.add_argument("--calib", required=True, help="calibration file from `edgeact hailo calib`")
     em.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
-    em.add_argument("--mode", choices=("split", "full"), default="split")
+    em.add_argument("--mode", choices=("split", "full"), default=None, help=MODE_HELP)
     em.add_argument("--episodes", metavar="DIR", help="episodes whose held-out split scores the action error")
     em.add_argument("--heldout", type=int, default=32, help="held-out frames (default 32)")
     em.add_argument(
@@ -90,7 +95,8 @@ def register(subparsers) -> None:
     em.add_argument("--json", help="write the results here")
     em.set_defaults(func=run_emulate)
 
-    k = sub.add_parser("check", help="on the Pi: HailoRT, numpy, devices and arch, PCIe link, the bundle's HEFs")
+    k = sub.add_parser("check", help="on the Pi: the board, packages, driver, HailoRT, firmware, PCIe link, and the "
+                       "bundle's HEF for this board")
     k.add_argument("bundle", nargs="?")
     k.set_defaults(func=run_check)
 
@@ -98,7 +104,7 @@ def register(subparsers) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from edgeact.hailo.export import export_hailo
 
-    export_hailo(args.bundle, args.mode, args.hw_arch, frames=args.frames, tolerance=args.tolerance)
+    export_hailo(args.bundle, args.mode, frames=args.frames, tolerance=args.tolerance)
     return 0
 
 
@@ -118,9 +124,10 @@ def run_lint(args: argparse.Namespace) -> int:
 
 
 def run_calib(args: argparse.Namespace) -> int:
+    from edgeact.backends.hailo_part import resolve_mode
     from edgeact.hailo.calib import build_calibration, save_calibration
 
-    calib = build_calibration(args.bundle, args.episodes, args.frames, args.mode)
+    calib = build_calibration(args.bundle, args.episodes, args.frames, resolve_mode(args.bundle, args.mode))
     out = save_calibration(calib, args.out)
     print(calib.coverage.format())
     layers = ", ".join(f"{k} {list(v.shape)}" for k, v in calib.arrays.items())
@@ -133,7 +140,7 @@ def run_compile(args: argparse.Namespace) -> int:
     from edgeact.hailo.compile import compile_bundle, import_hef
 
     if args.hef:
-        import_hef(args.bundle, args.hef, args.mode, args.hw_arch, args.precision)
+        import_hef(args.bundle, args.hef, args.mode, args.hw_arch, args.precision, args.dfc_version)
         return 0
     if not args.calib:
         raise ConfigError(
@@ -153,6 +160,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_emulate(args: argparse.Namespace) -> int:
+    from edgeact.backends.hailo_part import resolve_mode
     from edgeact.fileio import atomic_write_json
     from edgeact.hailo.emulate import emulate_bundle
 
@@ -160,7 +168,7 @@ def run_emulate(args: argparse.Namespace) -> int:
         args.bundle,
         args.calib,
         tuple(args.precision),
-        mode=args.mode,
+        mode=resolve_mode(args.bundle, args.mode),
         episodes=args.episodes,
         heldout=args.heldout,
         weights=args.weights,
@@ -201,8 +209,9 @@ def _table(results, tracks) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from edgeact.doctor import FAIL, format_checks
     from edgeact.hailo.check import run_check as check
 
-    report = check(args.bundle)
-    print(report.format())
-    return 0 if report.ok else 1
+    checks = check(args.bundle)
+    print(format_checks(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0

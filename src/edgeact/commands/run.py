@@ -19,12 +19,13 @@ from edgeact.drive import Parts
 from edgeact.errors import EdgeactError
 from edgeact.runtime.config import OutputConfig, ProcessConfig, RuntimeConfig
 from edgeact.runtime.limits import Limits
+from edgeact.runtime.recovery import RecoveryConfig
 from edgeact.runtime.safety import SafetyConfig
 
 EXIT_OK = 0  # a normal end: duration, Ctrl-C/SIGTERM/q, the end of a finite camera source
 EXIT_NOT_NEUTRAL = 1  # the last command was not neutral
 EXIT_ERROR = 2  # a bad argument or input (an EdgeactError)
-EXIT_FAULT = 3  # stopped by a fault: the camera or the backend failed
+EXIT_FAULT = 3  # stopped by a fault: the camera or the backend failed, or the NPU dropped out for good
 
 
 def register(subparsers) -> None:
@@ -79,6 +80,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=Parts.seed, help="simulator appearance seed (--camera sim)")
     p.add_argument("--threads", type=int, help="inference threads (default: physical cores - 1, so that "
                    "control, camera and serial keep a core)")
+    recovery = RecoveryConfig()
+    p.add_argument("--fallback", default=None, metavar="BACKEND",
+                   help="with a Hailo backend: the bundle's CPU backend (onnx-int8, onnx) that drives while the NPU "
+                   "is being reopened after it dropped out (default: neutral until it is back)")
+    p.add_argument("--reopen-attempts", type=int, default=recovery.attempts, metavar="N",
+                   help="reopen attempts for an NPU that dropped out, %(default)s by default, waits doubling from "
+                   f"{recovery.backoff_s:g} s; then the run stops (exit 3) or drives on --fallback")
     p.add_argument("--no-keys", action="store_true", help="no keyboard emergency stop even in a terminal")
     p.add_argument("--no-realtime", action="store_true",
                    help="do not try SCHED_FIFO for the control thread (tried by default; needs root or an "
@@ -114,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     config = runtime_config(args)
     parts = Parts(camera=args.camera, actuator=args.actuator, baudrate=args.baud, watchdog_s=args.watchdog / 1e3,
                   seed=args.seed)
-    backend = open_policy(args.model, args.backend, args.threads, config_path=args.config)
+    backend = open_policy(args.model, args.backend, args.threads, config_path=args.config, fallback=args.fallback,
+                          recovery=RecoveryConfig(attempts=args.reopen_attempts))
     try:
         spec = backend.spec
         print(f"edgeact run: {backend.name} {tuple(spec.image_size)} chunk {spec.chunk_size} @ {spec.fps:g} fps | "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeact.bundle import MANIFEST_NAME, read_manifest, sha256_file
@@ -18,6 +18,7 @@ class LocalBundle:
     path: Path
     files: dict[str, str]  # name -> sha256, manifest.json included
     models: tuple[str, ...]  # backends the manifest lists
+    hefs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # Hailo backend -> boards it has a HEF for
 
     @property
     def bundle_id(self) -> str:
@@ -38,7 +39,7 @@ def verify_local(path: str | Path) -> LocalBundle:
     bad = []
     for name, entry in sorted(manifest.get("files", {}).items()):
         file = path / name
-        if "/" in name or not file.is_file():
+        if name.startswith("/") or ".." in name.split("/") or not file.is_file():
             bad.append(f"{name} (missing)")
             continue
         digest = sha256_file(file)
@@ -48,16 +49,33 @@ def verify_local(path: str | Path) -> LocalBundle:
     if bad:
         raise DeployError(f"{path}: {', '.join(bad)} since export; nothing was sent. Re-create the bundle "
                           "(edgeact export / quantize) instead of editing it")
-    return LocalBundle(path, files, tuple(manifest.get("models", {})))
+    models = manifest.get("models", {})
+    hefs = {name: tuple(entry["hefs"]) for name, entry in models.items() if "hefs" in entry}
+    return LocalBundle(path, files, tuple(models), hefs)
 
 
-def choose_backend(bundle: LocalBundle, backend: str | None) -> str:
-    """The backend the Pi will run: the asked one (it must be in the bundle), else int8 when quantized."""
+def choose_backend(bundle: LocalBundle, backend: str | None, hailo_device: str | None = None) -> str:
+    """The backend the Pi will run: the asked one (it must be in the bundle, and a Hailo one must have a
+    HEF for the Pi's board); else the bundle's HEF for the Pi's board when it has a Hailo device
+    (``hailo_device``: HAILO8L, HAILO8, HAILO10H), else int8 when quantized."""
+    from edgeact.backends.hailo_part import RUNS_ON, board_of_device
+    from edgeact.backends.registry import HAILO_PREFERENCE
+
+    runs = RUNS_ON.get(hailo_device or "", ())
     if backend in (None, "auto"):
+        fits = [name for name in HAILO_PREFERENCE if set(bundle.hefs.get(name, ())) & set(runs)]
+        if fits:
+            return fits[0]
         return "onnx-int8" if "onnx-int8" in bundle.models else "onnx"
     if backend not in bundle.models and backend != "torch":
         raise DeployError(f"{bundle.path} has no {backend} model (it has {', '.join(bundle.models) or 'none'}); "
                           f"quantize it (edgeact quantize {bundle.path} --calib EPISODES) or pick another --backend")
+    if backend in bundle.hefs and hailo_device is not None and not set(bundle.hefs[backend]) & set(runs):
+        board = board_of_device(hailo_device)
+        fix = (f"compile one with `edgeact hailo compile {bundle.path} --hw-arch {board.hw_arch} --calib CALIB` "
+               f"(DFC {board.dfc_major}.x)" if board else "edgeact does not compile for that device")
+        raise DeployError(f"{bundle.path} has {backend} HEFs for {', '.join(bundle.hefs[backend])}, none that "
+                          f"runs on the Pi's {board.product if board else hailo_device}: {fix}")
     return backend
 
 

@@ -51,9 +51,10 @@ class DeployReport:
             sent = "already on the Pi (verified there), no file sent"
         lines = [f"{self.bundle_id} on {self.destination}: {sent}"]
         if self.smoke:
-            lines.append(f"smoke check on the Pi: {self.smoke['backend']} loads in {self.smoke['load_ms']:.0f} ms, "
-                         f"one chunk {tuple(self.smoke['chunk'])} in {self.smoke['latency_ms']:.1f} ms "
-                         "(`edgeact bench` on the Pi for more)")
+            hef = f" ({self.smoke['hw_arch']} HEF)" if self.smoke.get("hw_arch") else ""
+            lines.append(f"smoke check on the Pi: {self.smoke['backend']}{hef} loads in "
+                         f"{self.smoke['load_ms']:.0f} ms, one chunk {tuple(self.smoke['chunk'])} in "
+                         f"{self.smoke['latency_ms']:.1f} ms (`edgeact bench` on the Pi for more)")
         lines.append(f"current -> bundles/{self.bundle_id}" + (f" (was {self.previous})" if self.previous else ""))
         if self.removed:
             lines.append(f"removed old bundles: {', '.join(self.removed)}")
@@ -68,9 +69,11 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
                   log: Callable[[str], None] = print) -> DeployReport:
     """Put a verified ``bundle`` on the Pi and make it ``current`` (see the module docstring)."""
     t0 = time.monotonic()
-    backend = choose_backend(bundle, options.backend)
     bid = bundle.bundle_id
     info = remote.probe(session, options.root, bid)
+    backend = choose_backend(bundle, options.backend, info.hailo_device)  # the HEF for the Pi's board, if any
+    if info.hailo_device and backend in bundle.hefs:
+        log(f"the Pi has a {info.hailo_device}: deploying {backend} (the bundle's HEF for it)")
     final = info.bundle_path(bid)
     if info.hashes == bundle.files and info.current == bid and (info.metadata or {}).get("backend") == backend:
         log(f"{bid} is already current on {session.target.destination} (hashes verified there): nothing to do")

@@ -24,22 +24,27 @@ DEFAULT_ROOT = "~/edgeact"
 DEFAULT_KEEP = 5  # bundles kept on the Pi; the current one always is
 INCOMING_PREFIX = ".incoming-"
 
-# `hashes DIR`: sha256 of every plain file in DIR, sorted (dot files are ours: metadata, rsync
-# partials), as sha256sum prints them; python3's hashlib where coreutils are missing.
+# `hashes DIR`: sha256 of every plain file under DIR (a Hailo part lives in hailo/<mode>/...),
+# sorted, skipping dot files and dot folders (ours: metadata, rsync partials), as sha256sum prints
+# them; python3's hashlib where coreutils are missing.
 HASHES_FN = r"""
 hashes() (
   cd "$1" || exit 3
   if command -v sha256sum >/dev/null 2>&1; then
-    find . -maxdepth 1 -type f ! -name '.*' -exec sha256sum -- {} + | LC_ALL=C sort
+    find . -name '.?*' -prune -o -type f -exec sha256sum -- {} + | LC_ALL=C sort
   else
     python3 -c 'import hashlib, os
-for n in sorted(os.listdir(".")):
-    if os.path.isfile(n) and not n.startswith("."):
-        h = hashlib.sha256()
-        with open(n, "rb") as f:
-            for b in iter(lambda: f.read(1 << 20), b""):
-                h.update(b)
-        print(h.hexdigest() + "  ./" + n)'
+out = []
+for top, dirs, files in os.walk("."):
+    dirs[:] = [d for d in dirs if not d.startswith(".")]
+    for n in files:
+        if not n.startswith("."):
+            h = hashlib.sha256()
+            with open(os.path.join(top, n), "rb") as f:
+                for b in iter(lambda: f.read(1 << 20), b""):
+                    h.update(b)
+            out.append(h.hexdigest() + "  " + os.path.join(top, n))
+print("\n".join(sorted(out, key=lambda s: s.encode())))' | sed '/^$/d'
   fi
 )
 """
@@ -56,6 +61,12 @@ if [ -x venv/bin/python ]; then py="$(pwd -P)/venv/bin/python"; else py=$(comman
 echo "python=$py"
 if [ -n "$py" ]; then echo "runtime=$("$py" -c 'import edgeact; print(edgeact.__version__)' 2>/dev/null || true)"; fi
 echo "current=$(readlink current 2>/dev/null || true)"
+for d in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$d/vendor" 2>/dev/null)" = 0x1e60 ]; then echo "hailo_pci=$(cat "$d/device" 2>/dev/null)"; fi
+done
+if command -v hailortcli >/dev/null 2>&1; then
+  echo "hailo_arch=$(hailortcli fw-control identify 2>/dev/null | sed -n 's/^Device Architecture: *//p' | head -n 1)"
+fi
 if [ -n "${2:-}" ] && [ -d "bundles/$2" ]; then
   echo "meta=$(cat "bundles/$2/.deploy.json" 2>/dev/null || true)"
   hashes "bundles/$2" | sed 's/^/hash=/'
@@ -109,7 +120,7 @@ for name in sorted(os.listdir("bundles")):
             meta = json.load(f)
     except (OSError, ValueError):
         meta = {}
-    size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+    size = sum(os.path.getsize(os.path.join(top, n)) for top, _, files in os.walk(path) for n in files)
     out.append({"name": name, "current": name == current, "bytes": size, **meta})
 print(json.dumps(out))'
 """
@@ -153,9 +164,19 @@ class RemoteInfo:
     current: str | None  # bundle dir name `current` points to
     hashes: dict[str, str] | None = None  # of the bundle asked about, None when it is not there
     metadata: dict[str, Any] | None = None  # its .deploy.json
+    hailo_arch: str = ""  # the Hailo device's architecture (hailortcli fw-control identify): HAILO8L, ...
+    hailo_pci: str = ""  # its PCI device id when sysfs shows one (0x2864: Hailo-8/8L, 0x45c4: Hailo-10H)
 
     def bundle_path(self, name: str) -> str:
         return f"{self.root}/bundles/{name}"
+
+    @property
+    def hailo_device(self) -> str | None:
+        """The Pi's Hailo architecture: identify's, else what the PCI id allows (a Hailo-8 and a Hailo-8L
+        share one, so a HEF must then run on a Hailo-8L); None without a Hailo device."""
+        if self.hailo_arch:
+            return self.hailo_arch.upper()
+        return {"0x2864": "HAILO8L", "0x45c4": "HAILO10H"}.get(self.hailo_pci.lower())
 
 
 def parse_hashes(lines: list[str]) -> dict[str, str]:
@@ -185,7 +206,8 @@ def parse_probe(text: str) -> RemoteInfo:
     return RemoteInfo(root=fields["root"], user=fields["user"], has_rsync=bool(fields.get("rsync")),
                       python=fields.get("python", ""), runtime=fields.get("runtime", ""),
                       current=current.rsplit("/", 1)[-1] if current else None,
-                      hashes=hashes, metadata=metadata)
+                      hashes=hashes, metadata=metadata, hailo_arch=fields.get("hailo_arch", ""),
+                      hailo_pci=fields.get("hailo_pci", ""))
 
 
 def probe(session: SshSession, root: str, bundle_id: str = "") -> RemoteInfo:

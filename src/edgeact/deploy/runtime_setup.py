@@ -3,10 +3,12 @@
 The Pi never sees our source or needs git: the wheel is built on the laptop and copied.
 Its dependencies are the runtime's (numpy, onnxruntime, opencv-python-headless, pyserial,
 safetensors) and the ``drive`` extra's (aiohttp, segno: ``edgeact drive`` records on the
-Pi), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch backend. With
-HailoRT on the Pi (installed by apt into the system Python), the venv sees the system
-site-packages and numpy stays below 2, which HailoRT 4.x needs. A marker in the venv
-records what was installed: a second run with the same wheel changes nothing.
+Pi), from PyPI (piwheels on Raspberry Pi OS); torch only for a torch backend. With HailoRT on
+the Pi (installed by apt into the system Python: ``hailo-all`` for a Hailo-8/8L,
+``hailo-h10-all`` for a Hailo-10H), the venv sees the system site-packages and numpy stays
+below 2 where that HailoRT needs it (4.x; 5.x below Python 3.13). Which HEF the Pi runs is
+chosen by the deploy from the Pi's board (:func:`edgeact.deploy.bundles.choose_backend`). A
+marker in the venv records what was installed: a second run with the same wheel changes nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ echo "python=$py"
 echo "version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 if "$py" -c 'import hailo_platform' 2>/dev/null || command -v hailortcli >/dev/null 2>&1; then
   echo "hailo=yes"
+  echo "hailort=$("$py" -c 'import hailo_platform; print(hailo_platform.__version__)' 2>/dev/null || true)"
 else
   echo "hailo=no"
 fi
@@ -154,9 +157,11 @@ def torch_requirement() -> str:
     return "torch"
 
 
-def requirements_for(backend: str | None, hailo: bool) -> tuple[str, ...]:
-    """What the venv needs besides the wheel and its dependencies."""
-    reqs = ["numpy<2"] if hailo else []
+def requirements_for(backend: str | None, hailo: bool, hailort: str = "", python: str = "3.11") -> tuple[str, ...]:
+    """What the venv needs besides the wheel and its dependencies. HailoRT's Python package pins
+    numpy<2 in 4.x, and in 5.x below Python 3.13 (its setup.py at v4.23.0 and v5.2.0)."""
+    numpy1 = hailo and (not hailort.startswith("5.") or tuple(int(v) for v in python.split(".")[:2]) < (3, 13))
+    reqs = ["numpy<2"] if numpy1 else []
     if backend in TORCH_BACKENDS:
         reqs.append(torch_requirement())
     return tuple(reqs)
@@ -174,7 +179,7 @@ def setup_runtime(session: SshSession, root: str, backend: str | None, wheel: Pa
         raise DeployError(f"python3 on {session.target.destination} is {found['version']}; edgeact needs 3.10 or "
                           "newer (Raspberry Pi OS bookworm has 3.11)")
     hailo = found.get("hailo") == "yes"
-    requirements = requirements_for(backend, hailo)
+    requirements = requirements_for(backend, hailo, found.get("hailort", ""), found["version"])
     venv = f"{info.root}/venv"
     with tempfile.TemporaryDirectory(prefix="edgeact-wheel-") as tmp:
         wheel = wheel or build_wheel(Path(tmp), log)
@@ -184,7 +189,8 @@ def setup_runtime(session: SshSession, root: str, backend: str | None, wheel: Pa
         if found.get("installed") == marker and found.get("importable") == "yes":
             log(f"runtime in {venv} is up to date (same wheel and requirements): nothing changed")
             return SetupReport(False, time.monotonic() - t0, venv, requirements)
-        hailo_note = " (HailoRT found: system site-packages, numpy<2)" if hailo else ""
+        hailo_note = (f" (HailoRT {found.get('hailort') or ''} found: system site-packages"
+                      f"{', numpy<2' if 'numpy<2' in requirements else ''})" if hailo else "")
         log(f"installing the runtime into {venv}{hailo_note}")
         session.run(remote.MKDIR, f"{info.root}/wheels")
         session.send(wheel.parent, [wheel.name], f"{info.root}/wheels", use_rsync=info.has_rsync)

@@ -50,8 +50,12 @@ def smoke_check(bundle: str | Path, backend: str = "auto") -> dict[str, Any]:
     if tuple(chunk.shape) != expected or not np.isfinite(chunk).all():
         raise BackendError(f"{bundle}: the {policy.name} model gave a chunk of shape {tuple(chunk.shape)} "
                            f"(expected {expected}) or with NaN/inf values; re-export the bundle")
-    return {"backend": policy.name, "load_ms": round(load_ms, 1), "latency_ms": round(latency_ms, 2),
-            "chunk": list(expected), "image_size": list(spec.image_size), "edgeact_version": __version__}
+    result = {"backend": policy.name, "load_ms": round(load_ms, 1), "latency_ms": round(latency_ms, 2),
+              "chunk": list(expected), "image_size": list(spec.image_size), "edgeact_version": __version__}
+    hw_arch = getattr(policy, "hw_arch", None)  # a Hailo backend: the board whose HEF it runs
+    if hw_arch:
+        result["hw_arch"] = hw_arch
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

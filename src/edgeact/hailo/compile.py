@@ -1,14 +1,19 @@
 """`edgeact hailo compile`: model script, then the Dataflow Compiler (parse → optimize → compile) → HEF.
 
-With ``hailo_sdk_client`` importable (x86-64 Linux, DFC 3.x) the whole chain runs here, as
-Hailo's model zoo calls it: ``ClientRunner(hw_arch=...)``, ``translate_onnx_model(path, net,
+The board decides the compiler: ``--hw-arch hailo8l`` or ``hailo8`` needs DFC 3.x (HEFs for
+HailoRT 4.x), ``hailo10h`` needs DFC 5.x (HEFs for HailoRT 5.x); see
+:data:`edgeact.backends.hailo_part.BOARDS`. With ``hailo_sdk_client`` importable (x86-64 Linux)
+the whole chain runs here, as Hailo's model zoo calls it (v2.x for DFC 3, v5.x for DFC 5; the
+calls are the same): ``ClientRunner(hw_arch=...)``, ``translate_onnx_model(path, net,
 start_node_names=..., end_node_names=..., net_input_shapes=...)``, ``load_model_script``,
 ``optimize(calib)``, ``compile()`` → HEF bytes, ``save_har``. The HEF and HAR go into the
-bundle atomically, with the DFC version, precision and hw_arch in the manifest.
+bundle's ``hailo/<mode>/<hw_arch>/`` atomically, with the DFC version, the HailoRT it targets,
+precision and hw_arch in the manifest.
 
 Without it, the model script is still written into the bundle and :class:`SdkMissing` carries
-the exact ``hailo parser / optimize / compiler`` command lines for those files, so the user can
-run them on their DFC machine and register the HEF with ``--hef``.
+the DFC to install for that board and the exact ``hailo parser / optimize / compiler`` command
+lines for those files, so the user can run them on their DFC machine and register the HEF with
+``--hef``.
 """
 
 from __future__ import annotations
@@ -25,27 +30,55 @@ import numpy as np
 
 from edgeact.backends.hailo_part import (
     BACKEND_FOR_MODE,
+    BOARDS,
     HAR_NAME,
     HEF_NAME,
     HW_ARCHS,
     MODEL_SCRIPT,
     NET_NAME,
     PRECISIONS,
+    Board,
     HailoPart,
+    hailort_for_dfc,
+    hef_dir,
     part_dir,
     read_part,
+    resolve_mode,
     verified_file,
+    version_tuple,
 )
 from edgeact.bundle import write_manifest
 from edgeact.errors import BackendError, ConfigError, EdgeactError
 from edgeact.fileio import atomic_write_bytes, atomic_write_text
 
-SDK_INSTALL = (
-    "the Hailo Dataflow Compiler (x86-64 Linux, Python 3.10-3.12): download the "
-    "hailo_dataflow_compiler 3.x wheel from hailo.ai's Developer Zone (login) and "
-    "`pip install hailo_dataflow_compiler-3.*.whl` in a venv on that machine"
-)
 STAGES = 4
+
+
+def sdk_install(board: Board) -> str:
+    """What to install to compile for ``board`` (the DFC's major follows the board)."""
+    return (
+        f"the Hailo Dataflow Compiler {board.dfc_major}.x for {board.hw_arch} (x86-64 Linux, Python 3.10-3.12): "
+        f"download the hailo_dataflow_compiler {board.dfc} wheel from hailo.ai's Developer Zone (login; its HEFs "
+        f"run on HailoRT {board.hailort}, the Pi's `{board.package}`; pick the DFC paired with the "
+        f"HailoRT on your Pi) and `pip install hailo_dataflow_compiler-{board.dfc_major}.*.whl` in a venv there"
+    )
+
+
+def board_for(hw_arch: str) -> Board:
+    if hw_arch not in BOARDS:
+        raise ConfigError(f"unknown --hw-arch {hw_arch!r}; use one of {', '.join(HW_ARCHS)}")
+    return BOARDS[hw_arch]
+
+
+def check_dfc_for_board(dfc_version: str, board: Board) -> None:
+    """ConfigError when the installed DFC cannot compile for ``board`` (DFC 3.x: Hailo-8/8L, 5.x: Hailo-10H)."""
+    major = version_tuple(dfc_version)[:1]
+    if major and major[0] != board.dfc_major:
+        raise ConfigError(
+            f"this machine has DFC {dfc_version}, which compiles for "
+            f"{', '.join(b.hw_arch for b in BOARDS.values() if b.dfc_major == major[0]) or 'other boards'}; "
+            f"{board.hw_arch} ({board.product}) needs {sdk_install(board)} (the two DFCs cannot share a venv)"
+        )
 
 
 class SdkMissing(EdgeactError):
@@ -84,9 +117,11 @@ def sdk_version(sdk) -> str:
 def command_lines(part: HailoPart, calib: Path, hw_arch: str) -> list[str]:
     """The DFC CLI for the part's files (flags as Hailo's CLI has them; the guide's were wrong)."""
     npu = part.block["npu"]
+    board = BOARDS[hw_arch]
     part = HailoPart(part.bundle.resolve(), part.mode, part.block, part.manifest)  # lines that run from anywhere
     folder = part.bundle / part_dir(part.mode)
-    parsed, quantized = folder / f"{NET_NAME}.parsed.har", folder / f"{NET_NAME}.quantized.har"
+    out = part.bundle / hef_dir(part.mode, hw_arch)
+    parsed, quantized = out / f"{NET_NAME}.parsed.har", out / f"{NET_NAME}.quantized.har"
     q = shlex.quote
     return [
         " ".join(
@@ -118,10 +153,10 @@ def command_lines(part: HailoPart, calib: Path, hw_arch: str) -> list[str]:
                 q(str(quantized)),
             ]
         ),
-        " ".join(["hailo compiler", q(str(quantized)), "--hw-arch", hw_arch, "--output-dir", q(str(folder))]),
+        " ".join(["hailo compiler", q(str(quantized)), "--hw-arch", hw_arch, "--output-dir", q(str(out))]),
         f"edgeact hailo compile {q(str(part.bundle))} --mode {part.mode} --hw-arch {hw_arch} "
-        f"--hef {q(str(folder / (NET_NAME + '.quantized.hef')))}   # registers the HEF in the manifest (the compiler "
-        "names it after the HAR)",
+        f"--dfc-version {board.dfc} --hef {q(str(out / (NET_NAME + '.quantized.hef')))}   # registers the HEF "
+        "(the compiler names it after the HAR; give the DFC version you ran)",
     ]
 
 
@@ -131,22 +166,23 @@ def compile_bundle(
     precision: str = "a16_w16",
     hw_arch: str = "hailo8l",
     *,
-    mode: str = "split",
+    mode: str | None = None,
     optimization_level: int = 2,
     episodes: str | Path | None = None,
     emulate: bool = False,
     log: Callable[[str], None] = print,
 ) -> CompileResult:
-    """Write the model script; with the DFC, build the HEF into the bundle. Raises SdkMissing without it."""
+    """Write the model script; with the DFC, build ``hw_arch``'s HEF into the bundle. Raises SdkMissing
+    without it. ``mode`` None: the bundle's only Hailo part."""
     from edgeact.hailo.calib import load_calibration
     from edgeact.hailo.model_script import ModelScript
 
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown --precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if hw_arch not in HW_ARCHS:
-        raise ConfigError(f"unknown --hw-arch {hw_arch!r}; use one of {', '.join(HW_ARCHS)}")
+    board = board_for(hw_arch)
     if not 0 <= optimization_level <= 4:
         raise ConfigError(f"--optimization-level must be 0-4 (the DFC's range), got {optimization_level}")
+    mode = resolve_mode(bundle, mode)
     part = read_part(bundle, mode)
     calib = Path(calib)
     arrays = load_calibration(calib, part)
@@ -170,7 +206,11 @@ def compile_bundle(
         sdk = import_sdk()
     except SdkMissing as err:
         lines = "\n  ".join(command_lines(part, calib.resolve(), hw_arch))
-        raise SdkMissing(f"{err}. Install {SDK_INSTALL}; or run these on the machine that has it:\n  {lines}") from err
+        raise SdkMissing(
+            f"{err}. For {board.product} install {sdk_install(board)}; or run these on the machine that has "
+            f"it:\n  {lines}"
+        ) from err
+    check_dfc_for_board(sdk_version(sdk), board)
     return _run_dfc(sdk, part, arrays, script_path, result, emulate, episodes, log)
 
 
@@ -223,7 +263,8 @@ def _run_dfc(
     hef = runner.compile()
     if not isinstance(hef, (bytes, bytearray)) or not hef:
         raise BackendError("the DFC's compile() returned no HEF bytes; see its log above")
-    folder = part.path("npu").parent
+    folder = part.bundle / hef_dir(part.mode, result.hw_arch)
+    folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".har.", dir=folder))
     try:
         runner.save_har(str(staging / HAR_NAME))
@@ -231,7 +272,7 @@ def _run_dfc(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     atomic_write_bytes(folder / HEF_NAME, bytes(hef))
-    register_hef(part, folder / HEF_NAME, result.hw_arch, result.precision, sdk_version(sdk), har=True)
+    register_hef(part, folder / HEF_NAME, result.hw_arch, result.precision, sdk_version(sdk))
     result.hef = folder / HEF_NAME
     log(f"wrote {result.hef} ({len(hef) / 1e6:.2f} MB) and {folder / HAR_NAME}")
     return result
@@ -286,41 +327,43 @@ def _sdk_emulation(sdk, runner, part: HailoPart, episodes, log) -> dict[str, Any
     return err.to_json()
 
 
-def register_hef(part: HailoPart, hef: Path, hw_arch: str, precision: str, dfc_version: str, har: bool = False) -> None:
-    """Record a HEF in the manifest (hash, arch, precision, DFC version) as the mode's backend model."""
+def register_hef(part: HailoPart, hef: Path, hw_arch: str, precision: str, dfc_version: str) -> None:
+    """Record a board's HEF in the manifest (hash, precision, the DFC that made it and the HailoRT it
+    needs); the mode's backend model lists one HEF per board."""
     rel = hef.relative_to(part.bundle).as_posix()
-    part.block["hef"] = {"file": rel}
-    if har:
-        part.block["har"] = {"file": f"{part_dir(part.mode)}/{HAR_NAME}"}
-    part.block["compiled"] = {"hw_arch": hw_arch, "precision": precision, "dfc_version": dfc_version, "hef": rel}
-    part.manifest.setdefault("models", {})[BACKEND_FOR_MODE[part.mode]] = {
-        "file": rel,
-        "precision": precision,
-        "hw_arch": hw_arch,
-        "dfc_version": dfc_version,
-    }
+    entry = {"file": rel, "precision": precision, "dfc_version": dfc_version, "hailort": hailort_for_dfc(dfc_version)}
+    har = hef.parent / HAR_NAME
+    if har.is_file():
+        entry["har"] = har.relative_to(part.bundle).as_posix()
+    part.block.setdefault("hefs", {})[hw_arch] = entry
+    part.manifest.setdefault("models", {})[BACKEND_FOR_MODE[part.mode]] = {"hefs": part.block["hefs"]}
     write_manifest(part.bundle, part.manifest)
 
 
 def import_hef(
     bundle: str | Path,
     hef: str | Path,
-    mode: str = "split",
+    mode: str | None = None,
     hw_arch: str = "hailo8l",
     precision: str | None = None,
+    dfc_version: str | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Copy a HEF compiled by hand (the printed command lines) into the bundle and register it."""
-    part = read_part(bundle, mode)
+    """Copy a HEF compiled by hand (the printed command lines) into the bundle and register it for
+    ``hw_arch``; ``dfc_version``: the DFC that compiled it (the Pi then knows which HailoRT it needs)."""
+    board = board_for(hw_arch)
+    part = read_part(bundle, resolve_mode(bundle, mode))
     src = Path(hef)
     data = src.read_bytes() if src.is_file() else None
     if not data:
         raise BackendError(f"HEF not found or empty: {src}")
-    if hw_arch not in HW_ARCHS:
-        raise ConfigError(f"unknown --hw-arch {hw_arch!r}; use one of {', '.join(HW_ARCHS)}")
-    dest = part.path("npu").parent / HEF_NAME
+    if dfc_version:
+        check_dfc_for_board(dfc_version, board)
+    dest = part.bundle / hef_dir(part.mode, hw_arch) / HEF_NAME
+    dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest, data)
     script = part.block.get("model_script", {})
-    register_hef(part, dest, hw_arch, precision or script.get("precision", "unknown"), "by hand (CLI)")
-    log(f"registered {dest} as the bundle's {BACKEND_FOR_MODE[mode]} model ({hw_arch})")
+    register_hef(part, dest, hw_arch, precision or script.get("precision", "unknown"),
+                 dfc_version or "unknown (compiled by hand; give --dfc-version)")
+    log(f"registered {dest} as the bundle's {BACKEND_FOR_MODE[part.mode]} model for {hw_arch} ({board.product})")
     return dest

@@ -10,6 +10,11 @@ suggest for the DFC 3.x parser; 14 for ``full``, the first opset torch exports a
 batch 1, static shapes, float32 NCHW input, every tensor of rank ≤ 4, attention as plain
 MatMul/Softmax, constants folded; they must pass
 :mod:`edgeact.hailo.lint`. Host graphs run in ONNX Runtime at the bundle's opset (17).
+
+The graphs are the same for every board (Hailo-8L, 8, 10H): the board is chosen at compile time.
+The parser's start nodes are the nodes that read the NPU graph's inputs, and each must read
+nothing else the graph computes (a start node fed by a computed tensor would make the parser take
+that tensor as one more input and cut the graph there): :func:`start_nodes` checks it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgeact import fileio
-from edgeact.backends.hailo_part import HOST_ONNX, HW_ARCHS, MODES, NET_NAME, NPU_ONNX, part_dir
+from edgeact.backends.hailo_part import HOST_ONNX, MODES, NET_NAME, NPU_ONNX, part_dir
 from edgeact.bundle import read_manifest, write_manifest
 from edgeact.errors import ConfigError
 from edgeact.export.onnx_export import (
@@ -60,7 +65,6 @@ class _Graphs:
 def export_hailo(
     bundle: str | Path,
     mode: str = "split",
-    hw_arch: str = "hailo8l",
     *,
     frames: str | Path | None = None,
     n_parity: int = 8,
@@ -80,8 +84,6 @@ def export_hailo(
     bundle = Path(bundle)
     if mode not in MODES:
         raise ConfigError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
-    if hw_arch not in HW_ARCHS:
-        raise ConfigError(f"unknown --hw-arch {hw_arch!r}; use one of {', '.join(HW_ARCHS)}")
     manifest = read_manifest(bundle)
     checkpoint = load_checkpoint(bundle)
     model = InferenceModel(build_policy(checkpoint), checkpoint.stats).eval()
@@ -90,7 +92,7 @@ def export_hailo(
     mean, std = pixel_normalization(model)
     channels, fh, fw = feature_size(model, image_size)
     log(
-        f"hailo export ({mode}, {hw_arch}): image {image_size[0]}x{image_size[1]} -> feature map "
+        f"hailo export ({mode}): image {image_size[0]}x{image_size[1]} -> feature map "
         f"{channels}x{fh}x{fw}; NPU graph at opset {NPU_OPSET[mode]}, host graph at opset {DEFAULT_OPSET}"
     )
     graphs = _trace(model, mode, image_size, (channels, fh, fw))
@@ -107,7 +109,7 @@ def export_hailo(
             f"the Hailo {mode} graphs differ from PyTorch by {diff:.3g} (> {tolerance:g}); nothing was written"
         )
 
-    block = _block(mode, hw_arch, graphs, mean, std, lint, diff, n, source, tolerance)
+    block = _block(mode, graphs, mean, std, lint, diff, n, source, tolerance)
     _write(bundle, mode, graphs, block, manifest)
     log(
         f"wrote {bundle / part_dir(mode)} (start nodes {block['npu']['start_node_names']}, "
@@ -154,7 +156,7 @@ def _trace(model, mode: str, image_size: tuple[int, int], feature: tuple[int, in
         ["actions"],
         NPU_OPSET[mode],
     )
-    host, _ = trace_module(HostStateToken(model), (state,), ["state"], ["state_token"], DEFAULT_OPSET)
+    host, _ = trace_module(HostStateToken(model, bias=False), (state,), ["state"], ["state_token"], DEFAULT_OPSET)
     return _Graphs(npu, host, "before")
 
 
@@ -192,7 +194,28 @@ def _io(values) -> list[dict[str, Any]]:
     ]
 
 
-def _block(mode, hw_arch, graphs: _Graphs, mean, std, lint, diff, n, source, tolerance) -> dict[str, Any]:
+def start_nodes(graph) -> list[str]:
+    """Names of the nodes that read the graph's inputs (the parser's start nodes), in graph order.
+
+    Raises ExportError when one of them also reads a tensor another node computes: a parser that
+    starts there takes that tensor as an extra input and cuts off the part that computes it.
+    """
+    inputs = {v.name for v in graph.input}
+    computed = {out for nd in graph.node if nd.op_type != "Constant" for out in nd.output}
+    starts = [nd for nd in graph.node if set(nd.input) & inputs]
+    fed = {nd.name: sorted(set(nd.input) & computed) for nd in starts if set(nd.input) & computed}
+    if fed:
+        raise ExportError(
+            f"start node(s) of the NPU graph also read tensors the graph computes ({fed}); the parser would "
+            "take them as extra inputs. Route each graph input through a node that reads only it"
+        )
+    missing = inputs - {name for nd in starts for name in nd.input}
+    if missing:
+        raise ExportError(f"NPU graph inputs {sorted(missing)} feed no node")
+    return [nd.name for nd in starts]
+
+
+def _block(mode, graphs: _Graphs, mean, std, lint, diff, n, source, tolerance) -> dict[str, Any]:
     folder = part_dir(mode)
     npu = graphs.npu.graph
     inputs = _io(npu.input)
@@ -200,11 +223,9 @@ def _block(mode, hw_arch, graphs: _Graphs, mean, std, lint, diff, n, source, tol
         entry["layer"] = f"{NET_NAME}/input_layer{i}"  # the DFC's name for the i-th input (calibration key)
     inputs[0]["content"] = "normalized image (the model script's normalization layer makes the device input raw 0-255)"
     inputs[0]["device"] = {"layout": "NHWC", "dtype": "uint8", "range": [0, 255], "channel_order": "RGB"}
-    input_names = {v.name for v in npu.input}
     output_names = {v.name for v in npu.output}
     return {
         "mode": mode,
-        "hw_arch": hw_arch,
         "net_name": NET_NAME,
         "npu": {
             "file": f"{folder}/{NPU_ONNX}",
@@ -212,7 +233,7 @@ def _block(mode, hw_arch, graphs: _Graphs, mean, std, lint, diff, n, source, tol
             "inputs": inputs,
             "outputs": _io(npu.output),
             # the parser's start/end nodes: ONNX node names, as Hailo's model zoo passes them
-            "start_node_names": [nd.name for nd in npu.node if set(nd.input) & input_names],
+            "start_node_names": start_nodes(npu),
             "end_node_names": [nd.name for nd in npu.node if set(nd.output) & output_names],
             "net_input_shapes": {v["name"]: v["shape"] for v in _io(npu.input)},
         },

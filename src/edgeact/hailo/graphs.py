@@ -4,7 +4,10 @@
   map) on the NPU, :class:`HostTransformer` (feature map + raw state → real-unit chunk) on the
   CPU with ONNX Runtime.
 - ``full``: :class:`NpuFullPolicy` (normalized image + state token → real-unit chunk) on the
-  NPU, :class:`HostStateToken` (raw state → state token, one small Linear) on the CPU.
+  NPU, :class:`HostStateToken` (raw state → state token, one small Linear without its bias) on
+  the CPU. The bias is added on the NPU: that Add reads only the state-token input (and a
+  constant), so it is the parser's start node for that input; the token join, which also reads
+  the backbone's tokens, must not be one (see :func:`edgeact.hailo.export.start_nodes`).
 
 Input normalization is not in any NPU graph: the model script's ``normalization(...)`` layer
 does it on the chip, so the compiled network takes raw 0–255 pixels (see
@@ -91,15 +94,19 @@ class _Tokens(nn.Module):
 
 
 class HostStateToken(nn.Module):
-    """forward(state (1, S) raw) → state token (1, 1, dim_model)."""
+    """forward(state (1, S) raw) → state token (1, 1, dim_model); ``bias=False``: without the
+    projection's bias (``full`` mode adds it on the NPU)."""
 
-    def __init__(self, model: InferenceModel) -> None:
+    def __init__(self, model: InferenceModel, bias: bool = True) -> None:
         super().__init__()
         self.normalize = model.normalizers[OBS_STATE.replace(".", "_")]
         self.projection = model.policy.model.encoder_robot_state_input_proj
+        self.bias = bias
 
     def forward(self, state: Tensor) -> Tensor:
-        return self.projection(self.normalize(state)).unsqueeze(0)
+        x = self.normalize(state)
+        token = self.projection(x) if self.bias else torch.nn.functional.linear(x, self.projection.weight)
+        return token.unsqueeze(0)
 
 
 class HostTransformer(nn.Module):
@@ -115,15 +122,20 @@ class HostTransformer(nn.Module):
 
 
 class NpuFullPolicy(nn.Module):
-    """forward(image (1, 3, H, W) normalized, state_token (1, 1, D)) → real-unit chunk (1, chunk, A)."""
+    """forward(image (1, 3, H, W) normalized, state_token (1, 1, D) without the projection's bias)
+    → real-unit chunk (1, chunk, A)."""
+
+    state_bias: Tensor
 
     def __init__(self, model: InferenceModel, feature_hw: tuple[int, int]) -> None:
         super().__init__()
         self.features = NpuBackbone(model)
         self.tokens = _Tokens(model, feature_hw)
+        bias = model.policy.model.encoder_robot_state_input_proj.bias.detach()
+        self.register_buffer("state_bias", bias.reshape(1, 1, -1).clone(), persistent=False)
 
     def forward(self, image: Tensor, state_token: Tensor) -> Tensor:
-        return self.tokens.chunk(state_token, self.features(image))
+        return self.tokens.chunk(state_token + self.state_bias, self.features(image))
 
 
 def feature_size(model: InferenceModel, image_size: tuple[int, int]) -> tuple[int, int, int]:

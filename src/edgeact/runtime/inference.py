@@ -22,10 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
-from edgeact.errors import BackendError
+from edgeact.errors import BackendError, DeviceLostError
 from edgeact.frames import fit_frame
 from edgeact.policy import Backend
 from edgeact.runtime.interfaces import Camera, Frame
+from edgeact.runtime.recovery import RecoveringBackend
 from edgeact.runtime.scheduler import NO_CHUNK, Chunk, ChunkScheduler
 from edgeact.runtime.telemetry import Telemetry
 
@@ -107,7 +108,9 @@ class _Counters:
             chunk = run_inference(self.backend, frame, state, self.chunks, self.telemetry)
         except Exception as err:  # noqa: BLE001 - any backend failure is a fault, not a crash
             self.errors += 1
-            self.consecutive_errors += 1
+            # a device being reopened is bounded by its recovery (RecoveringBackend), not by the error count
+            recovering = isinstance(err, DeviceLostError) and isinstance(self.backend, RecoveringBackend)
+            self.consecutive_errors += 0 if recovering else 1
             self.last_error = f"{type(err).__name__}: {err}"
             if self.telemetry is not None:
                 self.telemetry.event("event", "inference-error", self.last_error,

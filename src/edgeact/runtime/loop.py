@@ -37,6 +37,7 @@ from edgeact.runtime.interfaces import Actuator, Camera
 from edgeact.runtime.limits import ActionLimiter
 from edgeact.runtime.process import ProcessState, restore_normal_priority, try_realtime
 from edgeact.runtime.ratekeeper import Ratekeeper, Tick
+from edgeact.runtime.recovery import RecoveringBackend
 from edgeact.runtime.scheduler import ChunkScheduler
 from edgeact.runtime.telemetry import RunFacts, RunReport, StopKind, Telemetry, plot_timeline
 
@@ -161,6 +162,8 @@ class Runtime:
             self.camera.on_frame = lambda f: tel.stage("capture", f.t_capture, f.grab_s)
         if self.actuator.on_event is None:
             self.actuator.on_event = self._on_actuator_event
+        if isinstance(self.backend, RecoveringBackend) and self.backend.on_event is None:
+            self.backend.on_event = self._on_device_event
         self._process.apply()
         started: list[Camera | Actuator] = []
         try:
@@ -227,6 +230,7 @@ class Runtime:
             chunks=self.source.chunks, inference_errors=self.source.errors, neutral_ticks=self._neutral_ticks,
             actuator=self.actuator.stats(), faults=list(self.safety.history), stop_reason=reason, stop_kind=kind,
             neutral_at_exit=neutral_exit, arduino=self.actuator.board_stats(), sim=self.camera.stats(),
+            device=self.backend.stats() if isinstance(self.backend, RecoveringBackend) else None,
         )
 
     # ---- the control loop ---------------------------------------------------------------
@@ -324,7 +328,11 @@ class Runtime:
         cond[S.STALE_CHUNK] = pick.stale
         src = self.source
         cond[S.BACKEND_ERROR] = f"backend error: {src.last_error}" if src.last_error else None
-        if src.consecutive_errors >= self.config.safety.max_backend_errors:
+        device = self.backend if isinstance(self.backend, RecoveringBackend) else None
+        if device is not None and device.gave_up and device.fallback is None:
+            self.request_stop(f"{device.name}: the device dropped out and did not come back after "
+                              f"{device.config.attempts} reopen attempts ({device.last_error})", StopKind.DEVICE_LOST)
+        elif src.consecutive_errors >= self.config.safety.max_backend_errors:
             self.request_stop(f"backend failed {src.consecutive_errors} times in a row: {src.last_error}",
                               StopKind.FAULT)
         act = self.actuator
@@ -363,6 +371,9 @@ class Runtime:
 
     def _on_safety_event(self, event: str, kind: str, message: str, t: float, **extra: Any) -> None:
         self.telemetry.event(event, kind, message, t=t, **extra)
+
+    def _on_device_event(self, kind: str, message: str) -> None:
+        self.telemetry.event("event", kind, message)
 
     def _on_actuator_event(self, kind: str, message: str) -> None:
         level = logging.WARNING if kind in ("serial-lost", "arduino-failsafe", "arduino-ready") else logging.INFO

@@ -46,11 +46,12 @@ class StopKind(str, Enum):
     REQUESTED = "requested"  # SIGINT/SIGTERM, the q key, or the caller asked
     SOURCE_ENDED = "source-ended"  # a finite camera source (a replay, a file) ran out
     FAULT = "fault"  # the camera or the backend failed for good, or the control loop crashed
+    DEVICE_LOST = "device-lost"  # the accelerator dropped out and did not come back (runtime/recovery.py)
 
     @property
     def normal(self) -> bool:
-        """True for every ending but a fault."""
-        return self is not StopKind.FAULT
+        """True for every ending but a fault (a lost device is one)."""
+        return self not in (StopKind.FAULT, StopKind.DEVICE_LOST)
 
 
 def stats_ms(values_s: Sequence[float] | np.ndarray, scale: float = 1e3) -> dict[str, Any]:
@@ -218,7 +219,7 @@ class Telemetry:
             chunk_age_ms=stats_ms(ages), chunks=run.chunks, inference_errors=run.inference_errors,
             neutral_ticks=run.neutral_ticks, actuator=run.actuator, faults=faults, stop_reason=run.stop_reason,
             stop_kind=run.stop_kind, neutral_at_exit=run.neutral_at_exit, arduino=run.arduino, sim=run.sim,
-            telemetry_path=str(self.path) if self.path else None,
+            device=run.device, telemetry_path=str(self.path) if self.path else None,
         )
 
     def window(self, n: int) -> dict[str, np.ndarray]:
@@ -265,6 +266,7 @@ class RunFacts:
     neutral_at_exit: bool
     arduino: dict[str, Any] | None = None
     sim: dict[str, Any] | None = None
+    device: dict[str, Any] | None = None
 
 
 @dataclass
@@ -292,6 +294,7 @@ class RunReport:
     neutral_at_exit: bool
     arduino: dict[str, Any] | None = None  # the simulated Arduino's view: inter-arrival, FAILSAFE
     sim: dict[str, Any] | None = None  # the simulated rover: laps, off-track events
+    device: dict[str, Any] | None = None  # an accelerator that can drop out: losses, reopens, fallback chunks
     telemetry_path: str | None = None
     plot_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -345,6 +348,12 @@ class RunReport:
                              f"{'yes' if self.arduino.get('entered_failsafe') else 'no'}")
         if self.sim:
             lines.append("  sim rover: " + ", ".join(f"{k} {v}" for k, v in self.sim.items()))
+        if self.device:
+            d = self.device
+            lines.append(f"  device: {d['state']}, lost {d['losses']} time(s), reopened {d['reopened']} (after "
+                         f"{', '.join(f'{s:.1f}' for s in d['recovery_s']) or '-'} s), failed attempts "
+                         f"{d['failed_attempts']}" + (f", {d['fallback_chunks']} chunks from {d['fallback']}"
+                                                      if d["fallback"] else ""))
         if self.faults:
             lines.append("  faults:")
             for f in self.faults[:20]:

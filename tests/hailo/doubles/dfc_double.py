@@ -8,7 +8,12 @@ Signatures follow how Hailo's model zoo (v2.18) calls the DFC: ``ClientRunner(hw
 ``infer(context, dataset, batch_size=None, data_count=None)``. Plain functions: an unknown
 keyword or an extra positional raises TypeError.
 
-Checks: the ONNX file loads; start/end node names exist in it; net_input_shapes name its inputs
+Two majors, as ``make_module(version=...)``: DFC 3.x compiles for the Hailo-8 family, DFC 5.x for
+the Hailo-10H (HAILO-FACTS: the two stacks; model zoo v2.x vs v5.x); the calls are the same.
+
+Checks: the ONNX file loads; start/end node names exist in it; every start node reads only graph
+inputs and constants (a start node fed by a tensor the parsed part computes would make that tensor
+a second network input and cut the graph); net_input_shapes name its inputs
 with their NCHW shapes; the model script's commands parse (known commands, 3-value
 normalization, layer names of this network); the calibration is float32 NHWC at the input size,
 keyed by ``<net>/input_layerK`` when there are several inputs, raw 0-255 when the script
@@ -29,6 +34,7 @@ import fake_hef
 import numpy as np
 
 VERSION = "3.33.1"
+HW_ARCHS = {3: ("hailo8", "hailo8l", "hailo8r"), 5: ("hailo10h", "hailo15h", "hailo15l")}
 COMMANDS = {
     "normalization",
     "model_optimization_flavor",
@@ -53,14 +59,15 @@ class DfcError(Exception):
     """What the real DFC raises would be one of its own types; the tests only need it to fail."""
 
 
-def make_module(log: list | None = None) -> types.ModuleType:
-    """A fresh ``hailo_sdk_client`` module; every call on its runners is appended to ``log``."""
+def make_module(log: list | None = None, version: str = VERSION) -> types.ModuleType:
+    """A fresh ``hailo_sdk_client`` module of DFC ``version``; every call on its runners is appended to ``log``."""
     calls = log if log is not None else []
+    archs = HW_ARCHS[int(version.split(".")[0])]
 
     class ClientRunner:
         def __init__(self, hw_arch=None, har=None):
-            if hw_arch not in ("hailo8", "hailo8l", "hailo8r", "hailo10h", "hailo15h", "hailo15m"):
-                raise DfcError(f"unknown hw_arch {hw_arch!r}")
+            if hw_arch not in archs:
+                raise DfcError(f"hw_arch {hw_arch!r} is not supported by DFC {version} (it compiles for {archs})")
             self.hw_arch = hw_arch
             self.calls = calls
             self.calls.append(("ClientRunner", {"hw_arch": hw_arch, "har": har}))
@@ -90,6 +97,15 @@ def make_module(log: list | None = None) -> types.ModuleType:
                 if missing:
                     raise DfcError(f"{kind} node names {missing} not in the graph")
             inputs = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in proto.graph.input}
+            constants = {i.name for i in proto.graph.initializer}
+            constants |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+            for node in (n for n in proto.graph.node if n.name in (start_node_names or [])):
+                fed = [t for t in node.input if t and t not in inputs and t not in constants]
+                if fed:
+                    raise DfcError(
+                        f"start node {node.name} reads {fed}, computed inside the parsed part: the parser would "
+                        "make them network inputs and cut the graph there"
+                    )
             for name, shape in (net_input_shapes or {}).items():
                 if name not in inputs:
                     raise DfcError(f"net_input_shapes names {name!r}, the graph's inputs are {sorted(inputs)}")
@@ -263,6 +279,7 @@ def make_module(log: list | None = None) -> types.ModuleType:
                 )
             header = {
                 "hw_arch": self.hw_arch,
+                "dfc_version": version,
                 "net_name": self.net_name,
                 "normalization": norm,
                 "inputs": inputs,
@@ -288,7 +305,7 @@ def make_module(log: list | None = None) -> types.ModuleType:
     module = types.ModuleType("hailo_sdk_client")
     module.ClientRunner = ClientRunner
     module.InferenceContext = InferenceContext
-    module.__version__ = VERSION
+    module.__version__ = version
     module.calls = calls
     return module
 

@@ -1,7 +1,8 @@
-"""A double of ``hailo_platform`` (HailoRT 4.23 Python API) that runs the HEF's NPU graph for real.
+"""A double of ``hailo_platform`` (HailoRT 4.23 or 5.2 Python API) that runs the HEF's NPU graph for real.
 
-Signatures are HailoRT 4.23's (hailort/libhailort/bindings/python/platform/hailo_platform/pyhailort/
-pyhailort.py at 08f088d3): ``VDevice(params=None, *, device_ids=None)``, ``VDevice.create_params()``,
+Signatures are HailoRT's (hailort/libhailort/bindings/python/platform/hailo_platform/pyhailort/
+pyhailort.py at v4.23.0 08f088d3 and v5.2.0 41a720b9; every one used here is the same in both):
+``VDevice(params=None, *, device_ids=None)``, ``VDevice.create_params()``,
 ``create_infer_model(hef_source, name="")``, ``InferModel.input(name="")/output(name="")``,
 ``set_batch_size(batch_size)``, ``configure()``, ``ConfiguredInferModel.create_bindings(
 input_buffers=None, output_buffers=None)``, ``run(bindings, timeout)``, ``run_async(bindings,
@@ -13,6 +14,33 @@ callback=None)``, ``wait_for_async_ready(timeout_ms=1000, frames_count=1)``, ``a
 queue_size=None, network_name=None)``, ``InferVStreams(configured_net_group, input_vstreams_params,
 output_vstreams_params, tf_nms_format=False)``, ``infer(input_data)``.
 
+The two lines, as ``make_module(version="4.23.0" | "5.2.0")`` (hailo-ai/hailort at those tags):
+- ``VDevice.create_params()``: 4.x forces the NONE scheduler (``bindings/python/src/pyhailort.cpp``,
+  ``VDeviceParams.default``), 5.x keeps the library default ROUND_ROBIN; the property reads back
+  as an int, as the pybind getter returns ``uint32_t``;
+- opening a device of the other line fails with HAILO_NOT_SUPPORTED (79): 4.x refuses Hailo-1x
+  (``pcie_device.cpp``: "Hailo1X Devices are only supported in versions 5.0.0 and above"), 5.x
+  refuses Hailo-8/8L ("Hailo8 devices are only supported in versions 4.x.x and earlier");
+- HEFs: a HEF whose board the device does not run is HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE (93;
+  a hailo8l HEF runs on a Hailo-8 with a warning, ``device_internal.cpp``), a HEF from a DFC paired
+  with a newer HailoRT than this one is HAILO_HEF_NOT_SUPPORTED (92);
+- on a Hailo-10H ``VDevice.configure`` (the vstreams path) is HAILO_NOT_IMPLEMENTED (7,
+  ``VDeviceHrpcClient::configure``) and ``multi_process_service=True`` HAILO_INVALID_OPERATION (6,
+  ``VDeviceBase::validate_params``);
+- 5.x no longer exports ``PcieDevice``, ``EthernetDevice``, ``UDPRateLimiter`` and the Mipi enums.
+Errors are raised as pyhailort's ``ExceptionWrapper.create_exception_from_status`` does: a class
+for some statuses (``HailoCommunicationClosedException``, ``HailoRTTimeout``, ...), else
+``HailoRTException("libhailort failed with error: N (HAILO_...)")``. Every device-open of a
+4.x Hailo-8 family device takes it exclusively (``mark_as_used``): a held device makes
+``VDevice()`` fail with HAILO_OUT_OF_PHYSICAL_DEVICES (74, ``vdevice.cpp``).
+
+``module.device`` injects what a board does: ``held`` (another process has it),
+``driver_version`` (a kernel driver that differs from the library: HAILO_INVALID_DRIVER_VERSION,
+76), ``drop_after`` (runs that succeed before the device stops answering:
+HAILO_COMMUNICATION_CLOSED, 62, and Device.scan() no longer lists it; with ``hang_s`` the run
+blocks that long first and fails with HAILO_TIMEOUT, 4), ``reopen_failures`` (opens that fail
+while it is gone before it is back), ``firmware``.
+
 What it computes: the image input (UINT8 NHWC, raw pixels) is normalized as the HEF's model
 script says, the embedded ONNX graph runs in ONNX Runtime, the output is laid out NHWC and
 quantized to the HEF's UINT8/UINT16 grid (or dequantized when FLOAT32 was chosen). Buffers are
@@ -22,6 +50,7 @@ checked as HailoRT checks them (C-contiguous, shape, dtype).
 from __future__ import annotations
 
 import enum
+import time
 import types
 from dataclasses import dataclass
 
@@ -50,6 +79,35 @@ class DeviceArchitectureTypes(enum.IntEnum):
     HAILO8_A0 = 0
     HAILO8 = 1
     HAILO8L = 2
+    HAILO15H = 3
+    HAILO15L = 4
+    HAILO15M = 5
+    HAILO10H = 6
+
+
+STATUS = {  # hailort.h, HAILO_STATUS__X
+    "HAILO_INVALID_OPERATION": 6, "HAILO_NOT_IMPLEMENTED": 7, "HAILO_TIMEOUT": 4, "HAILO_INVALID_HEF": 26,
+    "HAILO_COMMUNICATION_CLOSED": 62, "HAILO_OUT_OF_PHYSICAL_DEVICES": 74, "HAILO_INVALID_DRIVER_VERSION": 76,
+    "HAILO_NOT_SUPPORTED": 79, "HAILO_HEF_NOT_SUPPORTED": 92, "HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE": 93,
+}
+H8_FAMILY = ("HAILO8_A0", "HAILO8", "HAILO8L")
+RUNS = {"HAILO8L": ("hailo8l",), "HAILO8": ("hailo8", "hailo8l"), "HAILO10H": ("hailo10h",)}
+HAILORT_OF_DFC = {3: lambda minor: (4, minor - 10), 5: lambda minor: (5, minor)}  # HEF -> the HailoRT it needs
+
+
+@dataclass
+class DeviceState:
+    """What the attached board does (see the module docstring)."""
+
+    held: bool = False
+    driver_version: str | None = None
+    drop_after: int | None = None
+    reopen_failures: int = 0
+    hang_s: float = 0.0  # when it drops: the run blocks this long, then HAILO_TIMEOUT (instead of CLOSED)
+    firmware: str | None = None
+    runs: int = 0
+    dropped: bool = False
+    opens: int = 0
 
 
 _NP = {FormatType.UINT8: np.uint8, FormatType.UINT16: np.uint16, FormatType.FLOAT32: np.float32}
@@ -71,6 +129,8 @@ def make_module(
 ) -> types.ModuleType:
     """A fresh ``hailo_platform`` with ``devices`` [(id, arch)] attached; ``log`` records runs."""
     calls = log if log is not None else []
+    major, minor = (int(x) for x in version.split(".")[:2])
+    state = DeviceState(firmware=version)
 
     class HailoRTException(Exception):
         pass
@@ -87,6 +147,42 @@ def make_module(
     class HailoRTHEFNotCompatibleWithDevice(HailoRTException):
         pass
 
+    class HailoCommunicationClosedException(HailoRTException):
+        pass
+
+    by_status = {
+        "HAILO_TIMEOUT": (HailoRTTimeout, "Received a timeout - hailort has failed because a timeout had occurred"),
+        "HAILO_INVALID_HEF": (HailoRTInvalidHEFException, "Invalid HEF. See hailort.log for more information"),
+        "HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE": (
+            HailoRTHEFNotCompatibleWithDevice,
+            "HEF file is not compatible with device. See hailort.log for more information",
+        ),
+        "HAILO_COMMUNICATION_CLOSED": (
+            HailoCommunicationClosedException,
+            "Communication closed failure. Check server-client connection",
+        ),
+    }
+
+    def _error(status):
+        """As pyhailort's ExceptionWrapper.create_exception_from_status builds it."""
+        if status in by_status:
+            cls, text = by_status[status]
+            return cls(text)
+        return HailoRTException(f"libhailort failed with error: {STATUS[status]} ({status})")
+
+    def _open_device(arch):
+        """What opening one device checks: this HailoRT line, the driver, the device still there."""
+        if (major >= 5) == (arch in H8_FAMILY):
+            raise _error("HAILO_NOT_SUPPORTED")
+        if state.driver_version is not None and state.driver_version != version:
+            raise _error("HAILO_INVALID_DRIVER_VERSION")
+        if state.dropped:
+            if state.reopen_failures > 0:
+                state.reopen_failures -= 1
+                raise _error("HAILO_OUT_OF_PHYSICAL_DEVICES")
+            state.dropped = False  # back
+        state.opens += 1
+
     def _load_hef(hef_source):
         if isinstance(hef_source, str):
             with open(hef_source, "rb") as f:
@@ -98,10 +194,13 @@ def make_module(
         try:
             header, onnx_bytes = fake_hef.unpack(data)
         except ValueError as err:
-            raise HailoRTInvalidHEFException(f"HAILO_INVALID_HEF: {err}") from err
+            raise _error("HAILO_INVALID_HEF") from err
         arch = devices[0][1] if devices else None
-        if arch == "HAILO8L" and header["hw_arch"] == "hailo8":
-            raise HailoRTHEFNotCompatibleWithDevice("HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE")
+        if header["hw_arch"] not in RUNS.get(arch, ()):
+            raise _error("HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE")
+        dfc = [int(x) for x in header["dfc_version"].split(".")[:2]]
+        if HAILORT_OF_DFC[dfc[0]](dfc[1]) > (major, minor):
+            raise _error("HAILO_HEF_NOT_SUPPORTED")
         return header, onnx_bytes
 
     class _Network:
@@ -278,6 +377,13 @@ def make_module(
         def run_async(self, bindings, callback=None):
             if not self._open:
                 raise HailoRTException("the configured model was released")
+            if state.dropped or (state.drop_after is not None and state.runs >= state.drop_after):
+                state.dropped, state.drop_after = True, None
+                if state.hang_s:
+                    time.sleep(state.hang_s)  # HailoRT waits out the run's timeout
+                    raise _error("HAILO_TIMEOUT")
+                raise _error("HAILO_COMMUNICATION_CLOSED")
+            state.runs += 1
             if not self._model._scheduler and not self._active:
                 raise HailoRTException("HAILO_NETWORK_GROUP_NOT_ACTIVATED: no scheduler and not activated")
             for b in bindings:
@@ -313,15 +419,36 @@ def make_module(
                 raise HailoRTException(f"invalid timeout {timeout_ms!r} (milliseconds)")
 
     class VDeviceParams:
+        """pybind's VDeviceParamsWrapper: the scheduler reads back as an int (uint32_t getter)."""
+
         def __init__(self):
-            self.scheduling_algorithm = HailoSchedulingAlgorithm.NONE
+            self._scheduling = HailoSchedulingAlgorithm.ROUND_ROBIN if major >= 5 else HailoSchedulingAlgorithm.NONE
             self.device_count = 1
+            self.multi_process_service = False
+            self.group_id = "UNIQUE"
+
+        @property
+        def scheduling_algorithm(self):
+            return self._scheduling.value
+
+        @scheduling_algorithm.setter
+        def scheduling_algorithm(self, value):
+            if not isinstance(value, HailoSchedulingAlgorithm):
+                raise TypeError(f"incompatible function arguments: {value!r}")
+            self._scheduling = value
 
     class VDevice:
         def __init__(self, params=None, *, device_ids=None):
-            if not devices:
-                raise HailoRTException("HAILO_OUT_OF_PHYSICAL_DEVICES")
             self._params = params if params is not None else VDevice.create_params()
+            if not devices:
+                raise _error("HAILO_OUT_OF_PHYSICAL_DEVICES")
+            arch = devices[0][1]
+            if self._params.multi_process_service and arch == "HAILO10H":
+                raise _error("HAILO_INVALID_OPERATION")
+            _open_device(arch)
+            if state.held:  # mark_as_used found it in use: no free device left
+                raise _error("HAILO_OUT_OF_PHYSICAL_DEVICES")
+            self._arch = arch
             self._released = False
 
         @staticmethod
@@ -341,10 +468,12 @@ def make_module(
         def create_infer_model(self, hef_source, name=""):
             header, onnx_bytes = _load_hef(hef_source)
             model = InferModel(header, onnx_bytes, hef_source)
-            model._scheduler = self._params.scheduling_algorithm is HailoSchedulingAlgorithm.ROUND_ROBIN
+            model._scheduler = self._params.scheduling_algorithm == HailoSchedulingAlgorithm.ROUND_ROBIN.value
             return model
 
-        def configure(self, hef, configure_params_by_name={}):  # noqa: B006 - HailoRT 4.23's signature
+        def configure(self, hef, configure_params_by_name={}):  # noqa: B006 - HailoRT's signature (4.23, 5.2)
+            if self._arch == "HAILO10H":
+                raise _error("HAILO_NOT_IMPLEMENTED")
             return [ConfiguredNetwork(hef)]
 
     if not infer_model_api:
@@ -440,11 +569,17 @@ def make_module(
             self._arch = arch
 
         def identify(self):
-            return types.SimpleNamespace(device_architecture=DeviceArchitectureTypes[self._arch])
+            fw = [int(x) for x in state.firmware.split(".")]
+            firmware = types.SimpleNamespace(major=fw[0], minor=fw[1], revision=fw[2])
+            return types.SimpleNamespace(device_architecture=DeviceArchitectureTypes[self._arch],
+                                         firmware_version=firmware, board_name="Hailo-8")
 
     class Device:
         @classmethod
         def scan(cls):
+            if state.dropped and state.reopen_failures > 0:  # off the bus: each look costs one failed reopen
+                state.reopen_failures -= 1
+                return []
             return [d for d, _ in devices]
 
         def __init__(self, device_id=None):
@@ -453,6 +588,7 @@ def make_module(
                 if not ids:
                     raise HailoRTException("HailoRT device not found in the system")
                 device_id = next(iter(ids))
+            _open_device(ids[device_id])
             self._id = device_id
             self.control = _Control(ids[device_id])
 
@@ -474,8 +610,13 @@ def make_module(
         Device,
     ):
         setattr(module, obj.__name__, obj)
+    if major < 5:  # removed from 5.x's hailo_platform/__init__.py
+        for name in ("PcieDevice", "EthernetDevice", "UDPRateLimiter", "MipiDataTypeRx"):
+            setattr(module, name, type(name, (), {}))
+    module.HailoCommunicationClosedException = HailoCommunicationClosedException
     module.__version__ = version
     module.calls = calls
+    module.device = state
     inner = types.ModuleType("hailo_platform.pyhailort.pyhailort")
     for obj in (
         HailoRTException,
@@ -483,6 +624,7 @@ def make_module(
         HailoRTNotFoundException,
         HailoRTInvalidHEFException,
         HailoRTHEFNotCompatibleWithDevice,
+        HailoCommunicationClosedException,
         DeviceArchitectureTypes,
         InferModel,
         ConfiguredInferModel,
