@@ -29,8 +29,14 @@ def find_chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT) -> tuple[Any, Path]:
-    """A headless Chromium (selenium WebDriver) and its profile folder (unique: tells its processes apart)."""
+def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT, trust_spki: str | None = None,
+                  network_log: bool = False) -> tuple[Any, Path]:
+    """A headless Chromium (selenium WebDriver) and its profile folder (unique: tells its processes apart).
+
+    ``trust_spki``: the base64 SHA-256 of a certificate's public key (``Certificate.spki_sha256``)
+    the browser accepts although no authority signed it: a pin on that one key, every other
+    certificate error still stops the page. ``network_log``: keep the DevTools network events
+    (``driver.get_log("performance")``), for tests that look at every URL the page asked for."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -42,8 +48,12 @@ def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT) -> tuple[Any, Path
     opts.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={viewport[0]},{viewport[1]}", "--force-device-scale-factor=1",
-                f"--user-data-dir={profile}"):
+                f"--user-data-dir={profile}"):  # the SPKI pin needs a user data dir to take effect
         opts.add_argument(arg)
+    if trust_spki:
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={trust_spki}")
+    if network_log:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(driver_path))
     driver.set_page_load_timeout(30)
     return driver, profile

@@ -4,7 +4,7 @@
 
     session = DriveSession(backend, camera, actuator, DriveConfig(record_dir="episodes"))
     session.start()          # runtime (control thread), recorder, web server, gamepad
-    print(session.url)       # http://127.0.0.1:8887/?token=…
+    print(session.url)       # http://127.0.0.1:8887/?token=… (https:// beyond this machine)
     session.wait()           # until Ctrl-C / SIGTERM / a fatal fault
     report = session.stop()  # neutral first; then every part
 
@@ -40,6 +40,7 @@ from edgeact.teleop.source import PilotSource
 
 if TYPE_CHECKING:
     from edgeact.teleop.gamepad import Gamepad
+    from edgeact.teleop.web.certificate import Certificate
     from edgeact.teleop.web.server import DriveServer
 
 log = logging.getLogger("edgeact.drive")
@@ -54,6 +55,8 @@ class DriveConfig:
     auto_record: bool = False  # record while the throttle is non-zero
     host: str = "127.0.0.1"  # the page is only reachable from this machine unless --web says otherwise
     port: int = 8887
+    https: bool | None = None  # None: HTTPS exactly when the page is reachable from other machines
+    cert_dir: str | None = None  # None: ~/.config/edgeact/tls (certificate.default_dir)
     token: str | None = None  # None: a fresh random one
     video_fps: float = 15.0  # the page's video rate cap
     video_quality: int = 70  # JPEG quality of the page's video
@@ -95,6 +98,7 @@ class DriveSession:
                                      on_event=self._event, auto_record=cfg.auto_record)
         self.token = cfg.token or secrets.token_urlsafe(16)
         self.server: DriveServer | None = None
+        self.certificate: Certificate | None = None
         self.gamepad: Gamepad | None = None
         self.latency_ms: deque[float] = deque(maxlen=100_000)
         self._stopped = False
@@ -107,12 +111,14 @@ class DriveSession:
             from edgeact.teleop.web.server import DriveServer
         except ImportError as err:
             raise ConfigError(f"edgeact drive needs aiohttp ({err}): pip install 'edgeact[drive]'") from err
+        self.certificate = self._certificate()
         self.runtime.start()
         try:
             if self.recorder is not None:
                 self.recorder.start()
             self.server = DriveServer(self, self.config.host, self.config.port, self.token,
-                                      video_fps=self.config.video_fps, video_quality=self.config.video_quality)
+                                      video_fps=self.config.video_fps, video_quality=self.config.video_quality,
+                                      certificate=self.certificate)
             self.server.start()
             if self.config.gamepad:
                 from edgeact.teleop.gamepad import Gamepad
@@ -122,6 +128,19 @@ class DriveSession:
         except BaseException:
             self.stop("start failed")
             raise
+
+    def _certificate(self) -> Certificate | None:
+        """The page's certificate when it is served over HTTPS (made or reused), else None."""
+        host = self.config.host
+        https = self.config.https if self.config.https is not None else not is_loopback(host)
+        if not https:
+            if not is_loopback(host):
+                log.warning("the drive page on %s is plain HTTP: its token crosses the network in clear text "
+                            "(drop --no-https to serve it over HTTPS)", host)
+            return None
+        from edgeact.teleop.web.certificate import ensure_certificate, local_names
+
+        return ensure_certificate(self.config.cert_dir, local_names(host))
 
     @property
     def url(self) -> str:
@@ -280,6 +299,24 @@ class DriveSession:
 
 def _round(v: Any, nd: int = 2) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else round(float(v), nd)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (a name counts when every address it has is loopback)."""
+    import ipaddress
+    import socket
+
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 def check_record_dir(path: str | None) -> None:

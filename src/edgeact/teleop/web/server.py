@@ -2,10 +2,17 @@
 
 Routes (every one needs the token, as ``?token=`` or the cookie the page sets):
 
+    GET /?token=…    sets the cookie and moves on to ``/`` (``location.replace``): the token
+                     leaves the address bar and the tab's history after the first load
     GET /            the page
     GET /static/…    its script and style
     GET /ws          the socket: JSON control messages in (messages.py); out, the rover's
                      state as JSON every 100 ms and the video as binary messages
+
+The cookie is HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it)
+and, over HTTPS, Secure; its name holds the port, so two drives on one machine do not
+overwrite each other's. With a :class:`~edgeact.teleop.web.certificate.Certificate` the
+server speaks HTTPS only.
 
 A video message is a 12-byte header (capture time as float64 ms since the epoch, frame
 index as uint32, little-endian) and a JPEG. One encoder serves every page at
@@ -33,6 +40,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from edgeact.teleop.messages import MessageError, parse_message
+from edgeact.teleop.web.certificate import Certificate, outgoing_address
 
 log = logging.getLogger("edgeact.drive")
 
@@ -41,6 +49,14 @@ COOKIE = "edgeact_token"
 STATUS_PERIOD_S = 0.1
 MAX_SOCKET_MESSAGE = 64 * 1024  # aiohttp closes the socket above this; parse_message rejects > 4 KiB
 HEADER = struct.Struct("<dI")
+# On every answer: the first URL holds the token, so no request from the page names it as its referrer.
+HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+# The answer to the first load. Not an HTTP redirect: when the URL was opened from another site's
+# page, Chromium withholds SameSite=Strict cookies from every request of that redirect chain (the
+# redirected load would be refused); a navigation the page itself starts is same-site.
+FIRST_LOAD = ('<!doctype html><meta charset="utf-8"><title>edgeact drive</title>'
+              '<script>location.replace("/" + location.hash)</script>'
+              "<noscript>edgeact drive: the page needs JavaScript.</noscript>\n")
 
 
 class Controls(Protocol):
@@ -53,11 +69,12 @@ class Controls(Protocol):
 
 class DriveServer:
     def __init__(self, controls: Controls, host: str, port: int, token: str, video_fps: float,
-                 video_quality: int, video_width: int = 640) -> None:
+                 video_quality: int, video_width: int = 640, certificate: Certificate | None = None) -> None:
         self.controls = controls
         self.host = host
         self.port = port
         self.token = token
+        self.certificate = certificate  # None: plain HTTP
         self.video_period = 1.0 / video_fps
         self.video_quality = video_quality
         self.video_width = video_width
@@ -98,7 +115,12 @@ class DriveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{_display_host(self.host)}:{self.port}/?token={self.token}"
+        scheme = "https" if self.certificate is not None else "http"
+        return f"{scheme}://{_display_host(self.host)}:{self.port}/?token={self.token}"
+
+    @property
+    def cookie(self) -> str:
+        return f"{COOKIE}_{self.port}"
 
     # ---- the server thread ---------------------------------------------------------------------
 
@@ -138,7 +160,8 @@ class DriveServer:
         app.router.add_static("/static/", STATIC)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        tls = self.certificate.ssl_context() if self.certificate is not None else None
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
         await site.start()
         if self.port == 0:  # the port the OS chose
             self.port = self._runner.addresses[0][1]
@@ -157,17 +180,25 @@ class DriveServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
-        given = request.query.get("token") or request.cookies.get(COOKIE) or ""
+        in_query = request.query.get("token")
+        given = in_query or request.cookies.get(self.cookie) or ""
         if not secrets.compare_digest(given.encode(), self.token.encode()):
             log.warning("refused %s %s from %s: no valid token", request.method, request.path, request.remote)
-            raise web.HTTPUnauthorized(text="edgeact drive: this page needs its token; open the full URL "
-                                       "printed in the terminal (or scan its QR code)\n")
-        return await handler(request)
+            raise web.HTTPUnauthorized(headers=HEADERS, text="edgeact drive: this page needs its token; open the "
+                                       "full URL printed in the terminal (or scan its QR code)\n")
+        if in_query and request.path == "/":  # a person's first load: the token moves into the cookie
+            resp: web.StreamResponse = web.Response(text=FIRST_LOAD, content_type="text/html",
+                                                    headers={"Cache-Control": "no-store", **HEADERS})
+            resp.set_cookie(self.cookie, self.token, path="/", httponly=True, samesite="Strict",
+                            secure=self.certificate is not None)
+            return resp
+        resp = await handler(request)
+        if not resp.prepared:  # a socket has answered its handshake already
+            resp.headers.update(HEADERS)
+        return resp
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        resp = web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-        resp.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
-        return resp
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     # ---- the socket --------------------------------------------------------------------------------
 
@@ -273,10 +304,5 @@ def _display_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         import socket
 
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.connect(("10.255.255.255", 1))  # no packet is sent; picks the outgoing interface
-                return s.getsockname()[0]
-        except OSError:
-            return socket.gethostname()
-    return host
+        return outgoing_address() or socket.gethostname()
+    return f"[{host}]" if ":" in host else host
