@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     from edgeact.runtime.config import RuntimeConfig
     from edgeact.runtime.limits import Limits
     from edgeact.teleop.pilot import PilotConfig
-    from edgeact.teleop.session import DriveConfig
+    from edgeact.teleop.session import ON_RECORD_ERROR, DriveConfig
 
     drive, pilot, limits = DriveConfig(), PilotConfig(), Limits()
     p = subparsers.add_parser(
@@ -48,6 +48,10 @@ def register(subparsers) -> None:
                    help="episode rate (default: the policy's fps, 30 without a model)")
     p.add_argument("--auto-record", action="store_true",
                    help="with --record: an episode starts when the rover moves and ends after 1 s stopped")
+    p.add_argument("--on-record-error", choices=ON_RECORD_ERROR, default=drive.on_record_error,
+                   help="when a recording write fails (disk full, a failing card): hold the rover neutral until a "
+                   "person acts, or keep driving (default %(default)s); the episode in progress is discarded either "
+                   "way and the page says why")
     p.add_argument("--web", default=f"{drive.host}:{drive.port}", metavar="HOST:PORT",
                    help=f"where the page listens (default %(default)s, this machine only; 0.0.0.0:{drive.port} "
                    "for a phone)")
@@ -124,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
                               output=OutputConfig(telemetry_path=args.telemetry)),
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3,
                           max_throttle=min(PilotConfig.max_throttle, args.max_throttle)),
-        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record, host=host, port=port,
+        record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record,
+        on_record_error=args.on_record_error, host=host, port=port,
         https=args.https, cert_dir=args.cert_dir, token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:
@@ -143,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.run.format_table())
     if args.record:
         print(f"\nepisodes recorded in {Path(args.record)}:\n{format_cadence(report.cadence)}")
+        if report.record_error:
+            print(report.record_error)
     print(f"interventions: {report.interventions}")
     if report.video_latency_ms.get("n"):
         lat = report.video_latency_ms

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgeact.drive")
 
 
+ON_RECORD_ERROR = ("neutral", "keep-driving")
+
+
 @dataclass
 class DriveConfig:
     runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(process=ProcessConfig(keyboard=False)))
@@ -53,6 +56,10 @@ class DriveConfig:
     record_dir: str | None = None  # None: recording off
     record_fps: float | None = None  # None: the policy's fps (30 without a model)
     auto_record: bool = False  # record while the throttle is non-zero
+    # When a recording write fails (disk full, a read-only or failing card): "neutral" holds the rover
+    # neutral, the policy's auto mode included, until a person acts; "keep-driving" changes nothing but
+    # the page's message. Neutral by default: a person recording by hand wants to know at once.
+    on_record_error: str = "neutral"
     host: str = "127.0.0.1"  # the page is only reachable from this machine unless --web says otherwise
     port: int = 8887
     https: bool | None = None  # None: HTTPS exactly when the page is reachable from other machines
@@ -62,6 +69,11 @@ class DriveConfig:
     video_quality: int = 70  # JPEG quality of the page's video
     gamepad: str | None = None  # evdev device path on the Pi
 
+    def __post_init__(self) -> None:
+        if self.on_record_error not in ON_RECORD_ERROR:
+            raise ConfigError(f"on a recording error the rover can do {' or '.join(ON_RECORD_ERROR)}, "
+                              f"not {self.on_record_error!r}")
+
 
 @dataclass
 class DriveReport:
@@ -69,6 +81,7 @@ class DriveReport:
     cadence: list[Cadence]
     interventions: int
     video_latency_ms: dict[str, float]  # n, p50, p99 as the page measured them
+    record_error: str | None = None  # why recording last stopped on its own, if it did
 
 
 class DriveSession:
@@ -95,7 +108,7 @@ class DriveSession:
         self.recorder: Recorder | None = None
         if cfg.record_dir is not None:
             self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera, self.executed,
-                                     on_event=self._event, auto_record=cfg.auto_record)
+                                     on_event=self._event, auto_record=cfg.auto_record, on_error=self._record_failed)
         self.token = cfg.token or secrets.token_urlsafe(16)
         self.server: DriveServer | None = None
         self.certificate: Certificate | None = None
@@ -166,8 +179,9 @@ class DriveSession:
         latency: dict[str, float] = {"n": float(lat.size)}
         if lat.size:
             latency.update(p50=float(np.percentile(lat, 50)), p99=float(np.percentile(lat, 99)))
-        return DriveReport(run, list(self.recorder.cadence) if self.recorder else [], self.pilot.interventions,
-                           latency)
+        rec = self.recorder
+        return DriveReport(run, list(rec.cadence) if rec else [], self.pilot.interventions, latency,
+                           rec.error if rec else None)
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -221,6 +235,11 @@ class DriveSession:
             return "no episode of this session to erase"
         return None
 
+    def _record_failed(self, message: str) -> None:
+        """The recorder's thread: a write failed and the episode was discarded."""
+        if self.config.on_record_error == "neutral":
+            self.pilot.hold(message)
+
     def lost(self, source: str, reason: str) -> None:
         """An input went away (page closed, gamepad unplugged): neutral if it was driving."""
         self.pilot.lost(source, reason)
@@ -255,6 +274,7 @@ class DriveSession:
             "recording": bool(rec and rec.recording),
             "record_available": rec is not None,
             "episodes": rec.episodes if rec else 0,
+            "record_error": rec.error if rec else None,
             "steps": rec.steps if rec else 0,
             "sent": [round(ex.steering, 3), round(ex.throttle, 3)],
             "neutral": ex.neutral,

@@ -228,6 +228,8 @@ function render(s) {
     $("maxthrottle").value = s.max_throttle; $("mt-out").textContent = s.max_throttle.toFixed(2);
   }
   if (s.estop) banner("EMERGENCY STOP — press STOP again to release", false);
+  else if (s.record_error && !s.recording)  // the disk filled or failed: say why, and whether the rover holds
+    banner(!s.controller && s.held ? `${s.held} — touch the joystick or press a key` : s.record_error, false);
   else if (!s.controller && s.held && s.mode !== "auto") banner(`${s.held} — touch the joystick or press a key`, true);
   else banner(null);
   const t = s.telemetry, f = (v, u = "") => (v === null || v === undefined ? "–" : `${v}${u}`);
