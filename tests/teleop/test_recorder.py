@@ -80,6 +80,24 @@ def test_rerecord_drops_the_episode_in_progress_and_erase_last_deletes_this_sess
     assert rec.erase_last() is None  # never older data
 
 
+def test_stop_and_start_pressed_together_keep_the_episode(rig):
+    rec, feed, root = rig
+    feed.set(0.2, 0.2)
+    rec.toggle()
+    record_steps(rec, 5)
+    rec.toggle()
+    rec.toggle()  # R R faster than a frame: the first episode is saved, the next one starts
+    assert wait_for(lambda: rec.episodes == 1 and rec.recording, 5.0)
+    record_steps(rec, 3)
+    rec.next_episode()
+    assert wait_for(lambda: rec.episodes == 2, 5.0)
+    record_steps(rec, 3)
+    rec.toggle()
+    assert wait_for(lambda: rec.episodes == 3, 5.0)
+    assert [e.name for e in load_episodes(root, validate=True)] == ["episode_000", "episode_001", "episode_002"]
+    assert sorted(p.name for p in root.iterdir()) == ["episode_000", "episode_001", "episode_002"]  # nothing hidden
+
+
 def test_a_crash_mid_episode_loses_only_that_episode(tmp_path):
     """A process killed while recording leaves earlier episodes whole and no readable half episode."""
     root = tmp_path / "eps"

@@ -174,6 +174,12 @@ class Recorder:
             if self.recording:
                 self._want = "restart"
 
+    def next_episode(self) -> None:
+        """End the episode in progress (it is kept) and start the next at once."""
+        with self._lock:
+            if self._recording:
+                self._want = "start"  # with an episode in progress, a start saves it first
+
     def erase_last(self) -> str | None:
         """Delete the last episode recorded in this session (never one from before); its name, or None."""
         with self._lock:
@@ -259,12 +265,11 @@ class Recorder:
     def _handle_request(self) -> None:
         with self._lock:
             want, self._want = self._want, None
-        if want in ("stop", "restart"):
-            if want == "restart":
-                self._abort()
-                self._emit("rerecord", "episode dropped; recording again")
-            else:
-                self._finish()
+        if want == "restart":
+            self._abort()
+            self._emit("rerecord", "episode dropped; recording again")
+        elif want is not None:
+            self._finish()  # "stop", or a "start" while one is in progress (a stop and a start pressed together)
         if want in ("start", "restart"):
             self._begin()
 
