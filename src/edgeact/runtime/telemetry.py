@@ -21,6 +21,7 @@ Records (``"type"``):
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -235,6 +236,16 @@ class Telemetry:
             stop_kind=run.stop_kind, neutral_at_exit=run.neutral_at_exit, arduino=run.arduino, sim=run.sim,
             telemetry_path=str(self.path) if self.path else None,
         )
+
+    def since(self, t: float) -> dict[str, np.ndarray]:
+        """Tick periods and inference times recorded from time ``t`` (this clock's seconds) on, for
+        per-interval views (the long-drive benchmark's minutes)."""
+        with self._lock:
+            i = bisect.bisect_left(self.tick_t, t)
+            inference = self.stages.get("inference")
+            j = bisect.bisect_left(inference[0], t) if inference else 0
+            return {"period": np.array(self.tick_period[i:], dtype=np.float64),
+                    "inference": np.array(inference[1][j:] if inference else [], dtype=np.float64)}
 
     def window(self, n: int) -> dict[str, np.ndarray]:
         """The last ``n`` ticks' period, missed flag and chunk age, and the last ``n`` inferences (for live views)."""

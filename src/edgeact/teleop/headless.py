@@ -96,3 +96,25 @@ def processes_cpu_seconds(marker: str) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def processes_memory_mb(marker: str) -> float:
+    """Proportional set size (PSS: shared pages split between their users), in MB, summed over every
+    process whose command line holds ``marker``: a multi-process browser's memory without counting
+    its shared libraries once per process (Linux /proc)."""
+    return sum(_status_kb(pid, "smaps_rollup", "Pss:") for pid in _pids(marker)) / 1024
+
+
+def own_rss_mb() -> float:
+    """This process's resident set size in MB (Linux /proc)."""
+    return _status_kb(os.getpid(), "status", "VmRSS:") / 1024
+
+
+def _status_kb(pid: int, file: str, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(key):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0

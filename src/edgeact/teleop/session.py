@@ -33,7 +33,16 @@ from edgeact.runtime.config import ProcessConfig, RuntimeConfig
 from edgeact.runtime.interfaces import Actuator, Camera
 from edgeact.runtime.loop import Runtime, action_indices
 from edgeact.runtime.telemetry import RunReport
-from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
+from edgeact.teleop.messages import (
+    Button,
+    Control,
+    FrameReceived,
+    LatencyReport,
+    Message,
+    SetMaxThrottle,
+    SetMode,
+    StepMaxThrottle,
+)
 from edgeact.teleop.pilot import MODES, Executed, PersonInput, Pilot, PilotConfig
 from edgeact.teleop.recorder import Cadence, Recorder
 from edgeact.teleop.source import PilotSource
@@ -114,6 +123,7 @@ class DriveSession:
         self.certificate: Certificate | None = None
         self.gamepad: Gamepad | None = None
         self.latency_ms: deque[float] = deque(maxlen=100_000)
+        self.latency_count = 0  # every latency the pages reported, the ones the deque dropped included
         self._stopped = False
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -192,8 +202,11 @@ class DriveSession:
         if isinstance(msg, Control):
             pilot.person_input(PersonInput(source, msg.steering, msg.throttle, msg.active, heartbeat))
             return None
+        if isinstance(msg, FrameReceived):  # the server's flow control; never a person's act
+            return None
         if isinstance(msg, LatencyReport):
             self.latency_ms.extend(msg.ms)
+            self.latency_count += len(msg.ms)
             pilot.heard(source)
             return None
         pilot.acted(source, heartbeat)  # a button: a person acted here

@@ -121,7 +121,10 @@ def test_https_only_and_the_certificate_is_checkable(tls_session):
     assert fingerprint(served) == s.certificate.sha256  # the fingerprint printed is the certificate served
 
 
-async def _exchange(session, sends: list, wait_s: float = 0.6) -> tuple[list[dict], list[bytes], int | None]:
+async def _exchange(session, sends: list, wait_s: float = 0.6, ack_after: float | None = 0.0
+                    ) -> tuple[list[dict], list[bytes], int | None]:
+    """A page on the socket for ``wait_s``: what it got. It says it received each frame ``ack_after``
+    seconds after it did, as the page's script does (None: never, as an old script)."""
     texts, frames = [], []
     url = f"{base(session)}/ws?token={session.token}"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
@@ -140,6 +143,9 @@ async def _exchange(session, sends: list, wait_s: float = 0.6) -> tuple[list[dic
                 texts.append(json.loads(msg.data))
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 frames.append(msg.data)
+                if ack_after is not None:
+                    await asyncio.sleep(ack_after)
+                    await ws.send_json({"type": "frame"})
             else:
                 break
         return texts, frames, ws.close_code
@@ -155,6 +161,16 @@ def test_the_socket_sends_state_and_newest_frames(session):
     wall_ms, index = struct.unpack("<dI", frames[-1][:12])
     assert frames[-1][12:14] == b"\xff\xd8" and wall_ms > 1e12  # a JPEG stamped with its capture time
     assert len({struct.unpack("<dI", f[:12])[1] for f in frames}) == len(frames)  # each frame once
+
+
+def test_one_frame_in_flight_a_slow_page_skips_frames_instead_of_queueing_them(session):
+    hold = 0.3  # the page takes this long with each frame (a starved phone)
+    _, frames, _ = asyncio.run(_exchange(session, [], wait_s=1.2, ack_after=hold))
+    indices = [struct.unpack("<dI", f[:12])[1] for f in frames]
+    assert 2 <= len(frames) <= 1 + 1.2 / hold + 1  # the encoder made ~36 meanwhile: the rest were skipped
+    assert all(b - a > 1 for a, b in zip(indices, indices[1:]))  # each one sent was the newest, not the next
+    _, frames, _ = asyncio.run(_exchange(session, [], wait_s=3.0, ack_after=None))
+    assert len(frames) >= 4  # a page that never answers (an old script) still gets its video
 
 
 def test_bad_messages_are_answered_and_ignored_never_fatal(session):

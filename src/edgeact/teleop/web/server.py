@@ -17,8 +17,11 @@ server speaks HTTPS only.
 A video message is a 12-byte header (capture time as float64 ms since the epoch, frame
 index as uint32, little-endian) and a JPEG. One encoder serves every page at
 ``video_fps`` at most, only while a page is open; each page's sender always takes the
-newest frame when its previous send is done, so a slow client skips frames and never
-queues them.
+newest frame once the page said it received the previous one (``{"type": "frame"}``): one
+frame in flight per page, so a slow phone skips frames and never queues them, in the
+kernel's socket buffers or the browser's either (a long drive on a starved page built up
+seconds of stale video before; a page that never answers, an old script, is sent frames
+as they come).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from edgeact.teleop.messages import MessageError, parse_message
+from edgeact.teleop.messages import FrameReceived, MessageError, parse_message
 from edgeact.teleop.web.certificate import Certificate, outgoing_address
 
 log = logging.getLogger("edgeact.drive")
@@ -49,6 +52,7 @@ COOKIE = "edgeact_token"
 STATUS_PERIOD_S = 0.1
 MAX_SOCKET_MESSAGE = 64 * 1024  # aiohttp closes the socket above this; parse_message rejects > 4 KiB
 HEADER = struct.Struct("<dI")
+FIRST_ACK_S = 2.0  # a page that has not answered a frame within this is sent frames without waiting
 # On every answer: the first URL holds the token, so no request from the page names it as its referrer.
 HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 # The answer to the first load. Not an HTTP redirect: when the URL was opened from another site's
@@ -209,11 +213,13 @@ class DriveServer:
         log.info("%s opened from %s", source, request.remote)
         self._pages.add(ws)
         await ws.send_json({"type": "hello", "source": source})
-        tasks = [asyncio.create_task(self._send_status(ws, source)), asyncio.create_task(self._send_video(ws))]
+        received = asyncio.Event()
+        tasks = [asyncio.create_task(self._send_status(ws, source)),
+                 asyncio.create_task(self._send_video(ws, received))]
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(ws, source, msg.data)
+                    await self._on_text(ws, source, msg.data, received)
                 elif msg.type == WSMsgType.BINARY:
                     log.warning("%s: binary message of %d bytes ignored", source, len(msg.data))
         finally:
@@ -224,12 +230,15 @@ class DriveServer:
             log.info("%s closed (%s)", source, ws.close_code)
         return ws
 
-    async def _on_text(self, ws: web.WebSocketResponse, source: str, data: str) -> None:
+    async def _on_text(self, ws: web.WebSocketResponse, source: str, data: str, received: asyncio.Event) -> None:
         try:
             msg = parse_message(data)
         except MessageError as err:
             log.warning("%s: ignored a bad message: %s", source, err)
             await ws.send_json({"type": "error", "message": f"ignored: {err}"})
+            return
+        if isinstance(msg, FrameReceived):
+            received.set()
             return
         error = self.controls.apply(source, msg)
         if error:
@@ -250,15 +259,26 @@ class DriveServer:
             self._status_t = now
         return self._status_cache
 
-    async def _send_video(self, ws: web.WebSocketResponse) -> None:
+    async def _send_video(self, ws: web.WebSocketResponse, received: asyncio.Event) -> None:
         assert self._video_cond is not None
         sent = 0
+        answers: bool | None = None  # does this page acknowledge frames? (an old cached script does not)
         while not ws.closed:
             async with self._video_cond:
                 await self._video_cond.wait_for(functools.partial(self._newer_than, sent))
                 data, sent = self._video, self._video_version
-            if data is not None:
-                await ws.send_bytes(data)  # waits while the socket is full: the next loop takes the newest
+            if data is None:
+                continue
+            received.clear()
+            await ws.send_bytes(data)
+            if answers:
+                await received.wait()  # one frame in flight: the next one sent is the newest
+            elif answers is None:
+                try:
+                    await asyncio.wait_for(received.wait(), FIRST_ACK_S)
+                    answers = True
+                except asyncio.TimeoutError:
+                    answers = False
 
     def _newer_than(self, version: int) -> bool:
         return self._video_version > version

@@ -59,6 +59,7 @@ function onJson(msg) {
 
 // ---------------------------------------------------------------- video: newest frame only
 function onVideo(buf) {
+  send({type: "frame"});  // received: the rover sends the next (newest) frame only now
   const view = new DataView(buf);
   const frame = {wallMs: view.getFloat64(0, true), index: view.getUint32(8, true),
                  blob: new Blob([new Uint8Array(buf, 12)], {type: "image/jpeg"})};
