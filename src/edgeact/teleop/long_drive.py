@@ -12,6 +12,10 @@ and recording all the time, cut into episodes of ``episode_s``. Each minute it t
 - episodes written and the megabytes they take on disk (the recording rate);
 - the load average, since a shared machine's neighbours move every figure.
 
+The test rig's own records are trimmed every minute: the simulator's trajectory and the
+simulated Arduino's log of every command it received grow with each step (~1.7 MB a minute
+at 100 Hz, found with tracemalloc); a Pi has neither, so they are not the drive's memory.
+
 Drift is the Theil–Sen slope (the median of the slopes between every pair of minutes: one
 noisy minute cannot tilt it) over the minutes after the first (start-up: arenas, caches, the
 browser), projected to an hour and held against :data:`DRIFT_LIMITS`.
@@ -138,6 +142,10 @@ class LongDrive:
             lines += [f"  {d.series:<17} {d.per_hour:+9.2f} (limit ±{d.limit:.2f}, from {d.first:.1f}) "
                       f"{'flat' if d.flat else 'DRIFT'}: {d.why}" for d in self.drift]
         lines.append(f"verdict: {self.verdict}")
+        loads = [r.load1 for r in self.rows[1:]]
+        if loads and max(loads) - min(loads) > 1.0:
+            lines.append(f"  the load average moved between {min(loads):.1f} and {max(loads):.1f} over those minutes: "
+                         "latency drift may be the machine's other jobs; rerun on a quiet machine")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -239,9 +247,22 @@ def _drive_minutes(session: DriveSession, result: LongDrive, minutes: float, epi
             if time.monotonic() >= next_cut:
                 rec.next_episode()
                 next_cut += episode_s
+        _trim_rig(session)
         row = _minute(session, m, last, browser)
         result.rows.append(row)
         log(row.row())
+
+
+RIG_RECORDS_KEPT = 1000
+
+
+def _trim_rig(session: DriveSession) -> None:
+    """Keep the newest of the simulator's and the simulated Arduino's records (lists their threads append to;
+    ``del`` of a slice is one step under the GIL)."""
+    for records in (getattr(getattr(session.camera, "sim", None), "trajectory", None),
+                    getattr(getattr(session.actuator, "sim", None), "commands", None)):
+        if isinstance(records, list) and len(records) > RIG_RECORDS_KEPT:
+            del records[:-RIG_RECORDS_KEPT]
 
 
 def _minute(session: DriveSession, m: int, last: _Counters, browser: str) -> Minute:
@@ -303,6 +324,7 @@ def save_plot(result: LongDrive, path: str | Path) -> Path:
         lat.plot(m, [getattr(r, series) for r in result.rows], style, label=series.removesuffix("_ms"))
     lat.set_ylabel("ms")
     lat.set_xlabel("minute")
+    lat.set_xticks(m if len(m) <= 30 else m[::5])
     lat.legend()
     fig.suptitle(f"long drive, {result.backend} at {result.rate_hz:g} Hz: {result.verdict}", fontsize=10)
     fig.tight_layout()
