@@ -68,6 +68,9 @@ def test_a_key_readable_by_others_is_closed_and_a_broken_one_is_a_clear_error(tm
     c.key_path.write_text("not a key")
     with pytest.raises(ConfigError, match="not a readable private key.*delete"):
         ensure_certificate(tmp_path, NAMES)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="cannot keep the drive page's certificate.*--cert-dir"):
+        ensure_certificate(tmp_path / "a-file" / "tls", NAMES)
 
 
 def test_the_names_a_phone_may_use():

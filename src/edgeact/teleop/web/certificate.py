@@ -75,11 +75,19 @@ def ensure_certificate(directory: str | os.PathLike | None, names: list[str],
                        now: dt.datetime | None = None) -> Certificate:
     """The certificate in ``directory`` (default :func:`default_dir`), made or renewed so that it
     names every one of ``names`` (host names and IP addresses) and is valid for a while yet."""
-    x509, _, _ = _crypto()
     folder = Path(directory) if directory is not None else default_dir()
-    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        return _ensure(folder, _unique(names), now or dt.datetime.now(dt.timezone.utc))
+    except OSError as err:
+        raise ConfigError(f"cannot keep the drive page's certificate in {folder} ({err}); give a folder this user "
+                          "can write with --cert-dir") from err
+
+
+def _ensure(folder: Path, wanted: list[str], now: dt.datetime) -> Certificate:
+    from cryptography.hazmat.primitives import serialization
+
+    x509, _, _ = _crypto()
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
-    wanted = _unique(names)
     key = _load_or_make_key(folder, key_path)
     old = _load_cert(cert_path)
     why = _why_new(old, key, wanted, now)
@@ -88,8 +96,6 @@ def ensure_certificate(directory: str | os.PathLike | None, names: list[str],
         return _describe(old, cert_path, key_path, "")
     keep = _san_names(old) if old is not None and "names" in why else []
     cert = _make_cert(key, _unique([*keep, *wanted]), now)
-    from cryptography.hazmat.primitives import serialization
-
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     log.warning("TLS certificate %s: %s", cert_path, why)
     return _describe(x509.load_pem_x509_certificate(cert_path.read_bytes()), cert_path, key_path, why)
