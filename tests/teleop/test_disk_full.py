@@ -110,8 +110,12 @@ def test_a_full_disk_discards_the_episode_keeps_the_others_and_the_rover_obeys_t
         else:
             n = len(board.commands)
             assert wait_for(lambda: len(board.commands) > n + 25, 10.0)
-            after = [c for c in list(board.commands) if c.t > t_error]
-            assert all(c.kind == "A" and abs(c.throttle - POLICY_THROTTLE) < 1e-3 for c in after)  # still driving
+            # still driving: the policy's commands reach the Arduino after the error, and no tick was
+            # held neutral for it (a stale chunk on a loaded machine may hold one; that is the runtime's rule)
+            assert wait_for(lambda: any(c.t > t_error and abs(c.throttle - POLICY_THROTTLE) < 1e-3
+                                        for c in list(board.commands)), 10.0)
+            lost = [e for e in session.runtime.telemetry.events if e["kind"] == "control-lost"]
+            assert not lost and "recording" not in session.pilot.held  # the pilot was never told to hold
         session.recorder.toggle()  # the failed episode freed its space: recording works again
         assert wait_for(lambda: session.recorder.steps >= 3, 20.0) and session.recorder.error is None
         session.recorder.toggle()
@@ -171,9 +175,9 @@ def test_a_stalled_disk_never_stalls_the_control_loop_or_the_page(tmp_path, monk
         session.recorder.toggle()
         assert stalled.wait(20.0)
         ticks, commands = len(session.runtime.telemetry.tick_t), len(session.actuator.sim.commands)
-        # while the recorder's thread is stuck: 100 more control ticks, each sent and received
+        # while the recorder's thread is stuck: 100 more control ticks, sent and received
         assert wait_for(lambda: len(session.runtime.telemetry.tick_t) > ticks + 100, 20.0)
-        assert len(session.actuator.sim.commands) > commands + 90
+        assert wait_for(lambda: len(session.actuator.sim.commands) > commands + 90, 20.0)
         assert abs(throttle(session) - POLICY_THROTTLE) < 1e-3 and session.status()["recording"]
         assert session.runtime.safety.reasons() == []  # no fault: the stall is the recorder's alone
         release.set()

@@ -35,6 +35,8 @@ def test_a_leak_is_drift_and_noise_is_not():
     assert set(found) == set(DRIFT_LIMITS)
     assert not found["drive_rss_mb"].flat and found["drive_rss_mb"].per_hour == pytest.approx(120.0, rel=0.01)
     assert found["video_p50_ms"].flat and found["inference_p50_ms"].flat
+    faster = [30.0 - 0.5 * i for i in range(10)]  # falling latency or memory is no drift
+    assert {d.series: d.flat for d in drift(minutes(inference_p50_ms=faster))}["inference_p50_ms"]
     start_up = [900.0] + [300.0] * 5  # the first minute is start-up: it does not count
     assert all(d.flat for d in drift(minutes(drive_rss_mb=start_up)))
     assert drift(minutes(drive_rss_mb=[1.0, 2.0])) == []  # two minutes: no verdict

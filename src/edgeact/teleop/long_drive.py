@@ -102,7 +102,7 @@ HEADER = (f"{'min':>4} {'drive':>8} {'browser':>8} {'inf':>6} {'inf':>6} {'jitte
 class Drift:
     series: str
     per_hour: float  # the Theil-Sen slope, projected to an hour
-    limit: float  # DRIFT_LIMITS' limit for this series
+    limit: float  # DRIFT_LIMITS' limit for this series: growth above it is drift (a fall never is)
     first: float  # the series' value in the first minute counted
     flat: bool
     why: str
@@ -139,7 +139,7 @@ class LongDrive:
         lines.append(f"recording: {self.recorded_mb_per_minute:.1f} MB a minute on disk")
         if self.drift:
             lines.append("drift (Theil-Sen slope over minutes 2..N, per hour; limit):")
-            lines += [f"  {d.series:<17} {d.per_hour:+9.2f} (limit ±{d.limit:.2f}, from {d.first:.1f}) "
+            lines += [f"  {d.series:<17} {d.per_hour:+9.2f} (limit +{d.limit:.2f}, from {d.first:.1f}) "
                       f"{'flat' if d.flat else 'DRIFT'}: {d.why}" for d in self.drift]
         lines.append(f"verdict: {self.verdict}")
         loads = [r.load1 for r in self.rows[1:]]
@@ -171,7 +171,7 @@ def drift(rows: list[Minute]) -> list[Drift]:
         values = [float(getattr(r, series)) for r in counted]
         per_hour = theil_sen(values) * 60
         bound = limit.limit(values[0])
-        found.append(Drift(series, per_hour, bound, values[0], bool(abs(per_hour) <= bound), limit.why))
+        found.append(Drift(series, per_hour, bound, values[0], bool(per_hour <= bound), limit.why))
     return found
 
 
@@ -323,6 +323,9 @@ def save_plot(result: LongDrive, path: str | Path) -> Path:
                           ("jitter_p99_ms", "^-")):
         lat.plot(m, [getattr(r, series) for r in result.rows], style, label=series.removesuffix("_ms"))
     lat.set_ylabel("ms")
+    load = lat.twinx()  # latency follows the machine's other jobs: show them
+    load.plot(m, [r.load1 for r in result.rows], ":", color="grey", label="load average")
+    load.set_ylabel("load average (1 min)", color="grey")
     lat.set_xlabel("minute")
     lat.set_xticks(m if len(m) <= 30 else m[::5])
     lat.legend()
