@@ -43,10 +43,11 @@ def fake_pi(root: Path, *, governor="performance", temp_mc=48000, avail_kb=6_000
     return root
 
 
-def view(root: Path, throttled="throttled=0x0\n", versions=VERSIONS, rtprio=0, hailort=(None, [], None)) -> SystemView:
+def view(root: Path, throttled="throttled=0x0\n", versions=VERSIONS, rtprio=0, hailort=(None, [], None),
+         free_gb=40.0) -> SystemView:
     return SystemView(root=root, user="pi", run=lambda cmd: throttled if cmd[0] == "vcgencmd" else None,
                       version=versions.get, rtprio_limit=lambda: rtprio, python_version="3.11.2",
-                      hailort=lambda: hailort)
+                      hailort=lambda: hailort, disk_free=lambda path: int(free_gb * 1e9))
 
 
 def by_name(checks):
@@ -105,3 +106,34 @@ def test_doctor_command_exit_status(tmp_path, capsys):
     assert main(["doctor", "--root", str(root), "--user", "pi"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  temperature" in out and "90.0 °C" in out
+
+
+def test_room_to_record_is_checked_against_the_minutes_asked(tmp_path):
+    from edgeact.doctor import RecordingPlan
+
+    root = fake_pi(tmp_path)
+    ok = by_name(run_checks(view(root, free_gb=40.0), RecordingPlan(minutes=30)))["recording space"]
+    assert ok.status == OK and "for /home/pi" in ok.detail and "estimated for 360x640 frames" in ok.detail
+    short = by_name(run_checks(view(root, free_gb=1.0), RecordingPlan(minutes=30)))["recording space"]
+    assert short.status == WARN and "less than 30 min" in short.detail and "larger card" in short.fix
+    minutes = int(short.detail.split(": ")[1].split(" min")[0])
+    assert 5 <= minutes <= 15  # 1 GB at 30 fps of 360x640 frames: ~100 MB a minute
+
+
+def test_room_to_record_is_measured_on_the_episodes_already_there(tmp_path):
+    import numpy as np
+
+    from edgeact.data.episodes import write_episode
+    from edgeact.doctor import RecordingPlan
+
+    root = fake_pi(tmp_path)
+    rng = np.random.default_rng(0)
+    for i in range(2):  # noise frames: far bigger JPEGs than the estimate assumes
+        write_episode(root / "home/pi/eps" / f"episode_{i:03d}", rng.integers(0, 256, (10, 360, 640, 3), np.uint8),
+                      np.zeros((10, 2)), fps=30, jpeg_quality=90)
+    check = by_name(run_checks(view(root, free_gb=1.0), RecordingPlan(folder="/home/pi/eps", minutes=5)))
+    detail = check["recording space"].detail
+    assert "measured on its 2 newest episode(s)" in detail
+    mb_per_min = int(detail.split("(")[1].split(" MB/min")[0])
+    assert mb_per_min > 300  # ~210 KB a noise frame at 30 fps, against the estimate's ~110 MB/min
+    assert check["recording space"].status == WARN  # 1 GB holds less than 5 minutes of it

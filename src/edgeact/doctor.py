@@ -2,8 +2,8 @@
 
 Everything read from the system goes through :class:`SystemView`: files under a root
 (``/`` on the Pi; a fake sysfs/procfs/dev tree in the tests), a command runner
-(``vcgencmd``), package versions, the realtime limit of this process, and what HailoRT finds
-(``Device.scan()`` and each device's identify).
+(``vcgencmd``), package versions, the realtime limit of this process, free disk space, and
+what HailoRT finds (``Device.scan()`` and each device's identify).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from edgeact.data.space import free_bytes, recording_rate
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 RUNTIME_PACKAGES = ("numpy", "onnxruntime", "opencv-python-headless", "pyserial", "safetensors")
@@ -88,6 +90,7 @@ class SystemView:
     rtprio_limit: Callable[[], int] = _rtprio_limit
     python_version: str = platform.python_version()
     hailort: Callable[[], tuple[str | None, list, str | None]] = _scan_hailort  # (version, devices, error)
+    disk_free: Callable[[Path], int] = free_bytes
 
     def path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
@@ -113,6 +116,14 @@ class SystemView:
             if len(parts) > 3 and self.user in parts[3].split(","):
                 gids.add(int(parts[2]))
         return uid, gids
+
+    def home(self) -> str | None:
+        """``user``'s home directory from the root's /etc/passwd."""
+        for line in (self.read("/etc/passwd") or "").splitlines():
+            parts = line.split(":")
+            if len(parts) > 5 and parts[0] == self.user:
+                return parts[5]
+        return None
 
     def group_name(self, gid: int) -> str:
         for line in (self.read("/etc/group") or "").splitlines():
@@ -362,7 +373,31 @@ def _hailo_link(system) -> list[Check]:
     return checks
 
 
-def run_checks(s: SystemView) -> list[Check]:
+@dataclass(frozen=True)
+class RecordingPlan:
+    """What ``edgeact drive --record`` will need: room for ``minutes`` at ``fps`` in ``folder``."""
+
+    folder: str | None = None  # None: the user's home (where ~/edgeact lives)
+    minutes: float = 30.0  # a session of driving and recording
+    fps: float = 30.0  # edgeact drive's recording rate without a model
+
+
+def check_recording_space(s: SystemView, plan: RecordingPlan) -> list[Check]:
+    folder = plan.folder or s.home() or "/"
+    path = s.path(folder)
+    free = s.disk_free(path)
+    rate = recording_rate(plan.fps, root=path)
+    minutes = free / rate.bytes_per_minute
+    detail = (f"{free / 1e9:.1f} GB free for {folder}: {minutes:.0f} min of recording at {plan.fps:g} fps "
+              f"({rate.bytes_per_minute / 1e6:.0f} MB/min, {rate.basis})")
+    if minutes < plan.minutes:
+        return [Check(WARN, "recording space", f"{detail}, less than {plan.minutes:g} min",
+                      "copy the episodes to the laptop and delete them here, or record to a larger card or USB "
+                      "drive (edgeact drive --record DIR); when the disk fills mid-episode that episode is lost")]
+    return [Check(OK, "recording space", detail)]
+
+
+def run_checks(s: SystemView, recording: RecordingPlan | None = None) -> list[Check]:
     """Every check, in the order a person fixes things."""
     return [
         *check_cpu(s), *check_governor(s), *check_temperature(s), *check_throttling(s), *check_memory(s),
@@ -371,7 +406,7 @@ def run_checks(s: SystemView) -> list[Check]:
                        "plug in the USB camera, or connect the camera module and use --camera picamera2"),
         *check_devices(s, "serial", SERIAL_PATTERNS, "dialout",
                        "plug in the Arduino (USB): it appears as /dev/ttyUSB0 or /dev/ttyACM0"),
-        *check_realtime(s), *check_hailo(s),
+        *check_realtime(s), *check_hailo(s), *check_recording_space(s, recording or RecordingPlan()),
     ]
 
 

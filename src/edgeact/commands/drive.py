@@ -3,7 +3,9 @@
     edgeact drive --camera 0 --arduino_port /dev/ttyUSB0 --record episodes/ --web 0.0.0.0:8887
     edgeact drive --camera sim --actuator sim --model bundle/ --record episodes/    # no rover needed
 
-Prints the page's URL (with its token) and a QR code; open it on a phone.
+Prints the page's URL (with its token) and a QR code; open it on a phone. Beyond this
+machine the page is served over HTTPS with a certificate made on the rover (its SHA-256
+fingerprint is printed beside the URL and carried in the QR code).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     from edgeact.runtime.config import RuntimeConfig
     from edgeact.runtime.limits import Limits
     from edgeact.teleop.pilot import PilotConfig
-    from edgeact.teleop.session import DriveConfig
+    from edgeact.teleop.session import ON_RECORD_ERROR, DriveConfig
 
     drive, pilot, limits = DriveConfig(), PilotConfig(), Limits()
     p = subparsers.add_parser(
@@ -46,9 +48,19 @@ def register(subparsers) -> None:
                    help="episode rate (default: the policy's fps, 30 without a model)")
     p.add_argument("--auto-record", action="store_true",
                    help="with --record: an episode starts when the rover moves and ends after 1 s stopped")
+    p.add_argument("--on-record-error", choices=ON_RECORD_ERROR, default=drive.on_record_error,
+                   help="when a recording write fails (disk full, a failing card): hold the rover neutral until a "
+                   "person acts, or keep driving (default %(default)s); the episode in progress is discarded either "
+                   "way and the page says why")
     p.add_argument("--web", default=f"{drive.host}:{drive.port}", metavar="HOST:PORT",
                    help=f"where the page listens (default %(default)s, this machine only; 0.0.0.0:{drive.port} "
                    "for a phone)")
+    p.add_argument("--https", action=argparse.BooleanOptionalAction, default=drive.https,
+                   help="serve the page over HTTPS with a self-signed certificate made on first use (default: "
+                   "HTTPS when --web is reachable from other machines, HTTP on 127.0.0.1); --no-https keeps plain "
+                   "HTTP on the network, with a warning: the token then crosses the Wi-Fi in clear text")
+    p.add_argument("--cert-dir", default=drive.cert_dir, metavar="DIR",
+                   help="where the certificate and its key are kept (default ~/.config/edgeact/tls)")
     p.add_argument("--gamepad", default=None, metavar="DEVICE", help="evdev gamepad on the Pi (/dev/input/eventN)")
     p.add_argument("--rate", type=float, default=RuntimeConfig.rate_hz, metavar="HZ",
                    help="control rate (default %(default)g)")
@@ -123,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
         pilot=PilotConfig(heartbeat_s=args.heartbeat / 1e3,
                           max_throttle=min(PilotConfig.max_throttle, args.max_throttle)),
         record_dir=args.record, record_fps=args.record_fps, auto_record=args.auto_record,
-        record_meta={"policy": policy_label(args.model)} if args.model else {}, host=host, port=port,
-        token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
+        record_meta={"policy": policy_label(args.model)} if args.model else {},
+        on_record_error=args.on_record_error, host=host, port=port,
+        https=args.https, cert_dir=args.cert_dir, token=args.token, video_fps=args.video_fps, gamepad=args.gamepad)
     backend = _backend(args)
     try:
         parts = Parts(camera=args.camera, actuator=args.actuator, watchdog_s=args.watchdog / 1e3, seed=args.seed)
@@ -132,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         session = DriveSession(backend, camera, actuator, config, has_policy=args.model is not None)
         session.start()
         try:
-            announce(session.url, qr=not args.no_qr)
+            announce(session.url, qr=not args.no_qr, certificate=session.certificate)
             while not session.wait(0.5):
                 pass
         finally:
@@ -142,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.run.format_table())
     if args.record:
         print(f"\nepisodes recorded in {Path(args.record)}:\n{format_cadence(report.cadence)}")
+        if report.record_error:
+            print(report.record_error)
     print(f"interventions: {report.interventions}")
     if report.video_latency_ms.get("n"):
         lat = report.video_latency_ms
@@ -154,10 +169,21 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.run.stop_kind.normal else 3
 
 
-def announce(url: str, qr: bool = True, stream=None) -> None:
-    """Print the page's URL and, with segno installed, its QR code for a phone's camera."""
+def announce(url: str, qr: bool = True, stream=None, certificate=None) -> None:
+    """Print the page's URL and, with segno installed, its QR code for a phone's camera. Over HTTPS,
+    the certificate's SHA-256 fingerprint beside the URL and, as ``#sha256=…``, in the QR code's URL
+    (a fragment: the phone shows it and never sends it), so the person can check the certificate
+    the phone's browser shows against it."""
     out = stream or sys.stdout
-    print(f"\nedgeact drive: open {url}\n", file=out, flush=True)
+    print(f"\nedgeact drive: open {url}", file=out)
+    payload = url
+    if certificate is not None:
+        payload = f"{url}#sha256={certificate.sha256}"
+        state = f"new: {certificate.made}" if certificate.made else "reused"
+        print(f"certificate SHA-256 {certificate.sha256}\n"
+              f"  (check it in the phone's browser before accepting; {certificate.cert_path}, {state}, "
+              f"valid until {certificate.not_after:%Y-%m-%d})", file=out)
+    print(file=out, flush=True)
     if not qr:
         return
     try:
@@ -165,5 +191,5 @@ def announce(url: str, qr: bool = True, stream=None) -> None:
     except ImportError:
         print("(pip install 'edgeact[drive]' for a QR code of this URL)", file=out)
         return
-    segno.make(url, error="l").terminal(out=out, compact=True)
+    segno.make(payload, error="l").terminal(out=out, compact=True)
     out.flush()

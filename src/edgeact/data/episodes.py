@@ -376,7 +376,11 @@ class EpisodeWriter:
         self.overwrite = overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".tmp", dir=self.path.parent))
-        (self._tmp / "frames").mkdir()
+        try:
+            (self._tmp / "frames").mkdir()
+        except OSError:  # a full disk: no empty hidden folder left behind
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
         self._rows: list[list[float]] = []
         self._size: tuple[int, int] | None = None
         self._closed = False

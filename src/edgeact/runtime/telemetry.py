@@ -2,7 +2,9 @@
 
 Recorded in memory (for the summary and the plot) and, with a path, streamed as JSON lines
 by a writer thread (so file I/O never stalls the control loop; a crash leaves every line
-written so far). Times in the file are seconds since the run started.
+written so far). A write that fails (a full disk) ends the file, not the run: the error is
+logged once and nothing more is queued for it. Times in the file are seconds since the run
+started.
 
 Records (``"type"``):
 
@@ -19,7 +21,9 @@ Records (``"type"``):
 
 from __future__ import annotations
 
+import bisect
 import json
+import logging
 import math
 import queue
 import threading
@@ -35,6 +39,8 @@ from typing import IO, Any
 import numpy as np
 
 from edgeact.runtime.safety import FaultRecord
+
+log = logging.getLogger("edgeact.runtime")
 
 STAGES = ("capture", "frame_age", "preprocess", "inference", "control")
 
@@ -76,6 +82,7 @@ class Telemetry:
         self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._file: IO[str] | None = None
+        self.write_error: str | None = None  # why the file stopped early (set by the writer thread)
         # tick columns: packed doubles/bytes (~60 bytes a tick, ~22 MB an hour at 100 Hz)
         self.tick_t = array("d")
         self.tick_lag = array("d")
@@ -115,7 +122,7 @@ class Telemetry:
             ts, vs = self.stages.setdefault(name, (array("d"), array("d")))
             ts.append(t)
             vs.append(seconds)
-        if self._writer is not None:
+        if self._writing:
             self._queue.put({"type": "stage", "t": self.rel(t), "name": name, "ms": round(seconds * 1e3, 3)})
 
     def tick(self, t: float, lag: float, period: float, missed: bool, steering: float, throttle: float,
@@ -131,7 +138,7 @@ class Telemetry:
             self.tick_chunk_age.append(chunk_age)
             self.stages["control"][0].append(t)
             self.stages["control"][1].append(control_s)
-        if self._writer is not None:
+        if self._writing:
             rec = {"type": "tick", "t": self.rel(t), "lag_ms": _r(lag * 1e3), "period_ms": _r(period * 1e3),
                    "missed": missed, "steering": _r(steering, 4), "throttle": _r(throttle, 4), "neutral": neutral,
                    "chunk_age_ms": _r(chunk_age * 1e3), "step": _r(step, 3), "control_ms": _r(control_s * 1e3)}
@@ -144,13 +151,17 @@ class Telemetry:
         rec = {"type": type_, "t": self.rel(t), "kind": kind, "message": message, **extra}
         with self._lock:
             self.events.append(rec)
-        if self._writer is not None:
+        if self._writing:
             self._queue.put(rec)
 
     def write(self, record: dict[str, Any]) -> None:
         """Write a record to the file only (e.g. the summary)."""
-        if self._writer is not None:
+        if self._writing:
             self._queue.put(record)
+
+    @property
+    def _writing(self) -> bool:
+        return self._writer is not None and self.write_error is None
 
     def _write_loop(self) -> None:
         f = self._file
@@ -165,9 +176,14 @@ class Telemetry:
                 if time.monotonic() - last_flush > 0.5:
                     f.flush()
                     last_flush = time.monotonic()
+        except OSError as err:
+            self.write_error = f"telemetry file {self.path}: {err}; the run goes on, the file ends here"
+            log.error("%s", self.write_error)
         finally:
-            f.flush()
-            f.close()
+            try:
+                f.close()
+            except OSError:
+                pass  # the lines that fit are on disk; the error is reported above
 
     # ---- views --------------------------------------------------------------------------
 
@@ -221,6 +237,16 @@ class Telemetry:
             stop_kind=run.stop_kind, neutral_at_exit=run.neutral_at_exit, arduino=run.arduino, sim=run.sim,
             device=run.device, telemetry_path=str(self.path) if self.path else None,
         )
+
+    def since(self, t: float) -> dict[str, np.ndarray]:
+        """Tick periods and inference times recorded from time ``t`` (this clock's seconds) on, for
+        per-interval views (the long-drive benchmark's minutes)."""
+        with self._lock:
+            i = bisect.bisect_left(self.tick_t, t)
+            inference = self.stages.get("inference")
+            j = bisect.bisect_left(inference[0], t) if inference else 0
+            return {"period": np.array(self.tick_period[i:], dtype=np.float64),
+                    "inference": np.array(inference[1][j:] if inference else [], dtype=np.float64)}
 
     def window(self, n: int) -> dict[str, np.ndarray]:
         """The last ``n`` ticks' period, missed flag and chunk age, and the last ``n`` inferences (for live views)."""

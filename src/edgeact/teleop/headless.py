@@ -29,8 +29,14 @@ def find_chromium() -> tuple[str, str]:
     return browser, driver
 
 
-def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT) -> tuple[Any, Path]:
-    """A headless Chromium (selenium WebDriver) and its profile folder (unique: tells its processes apart)."""
+def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT, trust_spki: str | None = None,
+                  network_log: bool = False) -> tuple[Any, Path]:
+    """A headless Chromium (selenium WebDriver) and its profile folder (unique: tells its processes apart).
+
+    ``trust_spki``: the base64 SHA-256 of a certificate's public key (``Certificate.spki_sha256``)
+    the browser accepts although no authority signed it: a pin on that one key, every other
+    certificate error still stops the page. ``network_log``: keep the DevTools network events
+    (``driver.get_log("performance")``), for tests that look at every URL the page asked for."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -42,8 +48,12 @@ def open_chromium(viewport: tuple[int, int] = PHONE_VIEWPORT) -> tuple[Any, Path
     opts.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={viewport[0]},{viewport[1]}", "--force-device-scale-factor=1",
-                f"--user-data-dir={profile}"):
+                f"--user-data-dir={profile}"):  # the SPKI pin needs a user data dir to take effect
         opts.add_argument(arg)
+    if trust_spki:
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={trust_spki}")
+    if network_log:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(options=opts, service=Service(driver_path))
     driver.set_page_load_timeout(30)
     return driver, profile
@@ -86,3 +96,25 @@ def processes_cpu_seconds(marker: str) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def processes_memory_mb(marker: str) -> float:
+    """Proportional set size (PSS: shared pages split between their users), in MB, summed over every
+    process whose command line holds ``marker``: a multi-process browser's memory without counting
+    its shared libraries once per process (Linux /proc)."""
+    return sum(_status_kb(pid, "smaps_rollup", "Pss:") for pid in _pids(marker)) / 1024
+
+
+def own_rss_mb() -> float:
+    """This process's resident set size in MB (Linux /proc)."""
+    return _status_kb(os.getpid(), "status", "VmRSS:") / 1024
+
+
+def _status_kb(pid: int, file: str, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
+            if line.startswith(key):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0

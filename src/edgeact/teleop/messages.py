@@ -8,6 +8,7 @@ The page speaks JSON over its socket, one object per message::
     {"type": "record"}  {"type": "rerecord"}  {"type": "erase_last"}
     {"type": "estop"}   {"type": "release"}   {"type": "estop_toggle"}
     {"type": "latency", "ms": [41.2, 39.8]}   video latency the page measured (capture → shown)
+    {"type": "frame"}                         the page received a video frame: send the next
 
 Anything else (not JSON, not an object, an unknown type, a missing or wrong field, too
 long) is a :class:`MessageError`: the server logs it and ignores the message.
@@ -59,7 +60,12 @@ class LatencyReport:
     ms: tuple[float, ...]
 
 
-Message = Control | SetMode | SetMaxThrottle | StepMaxThrottle | Button | LatencyReport
+@dataclass(frozen=True)
+class FrameReceived:
+    """The page received the video frame last sent (the server's flow control, not a person's input)."""
+
+
+Message = Control | SetMode | SetMaxThrottle | StepMaxThrottle | Button | LatencyReport | FrameReceived
 
 
 def _number(obj: dict, key: str, lo: float, hi: float) -> float:
@@ -95,6 +101,8 @@ def parse_message(raw: str | bytes) -> Message:
         return SetMaxThrottle(_number(obj, "value", 0, 1))
     if kind in BUTTONS:
         return Button(kind)
+    if kind == "frame":
+        return FrameReceived()
     if kind == "latency":
         ms = obj.get("ms")
         if not isinstance(ms, list) or len(ms) > 256:

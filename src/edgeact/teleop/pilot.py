@@ -112,7 +112,7 @@ class Pilot:
         self._input = PersonInput("", 0.0, 0.0, False)
         self._held = "waiting for a person to drive"
         self._intervening = False  # control thread only
-        self._lost_while_intervening = False
+        self._hold_auto = False  # auto mode holds neutral too, until a person acts
         self.interventions = 0
 
     # ---- inputs (any thread) ---------------------------------------------------------------
@@ -152,6 +152,13 @@ class Pilot:
             self._active.pop(source, None)
             if source == self._controller:
                 self._release(f"{reason}: neutral until a person acts")
+
+    def hold(self, reason: str) -> None:
+        """Neutral in every mode, the policy's ``auto`` included, until a person acts again
+        (a recording that failed, when the drive is told to stop then)."""
+        with self._lock:
+            self._release(f"{reason}: neutral until a person acts")
+            self._hold_auto = True
 
     def set_mode(self, mode: str) -> None:
         """``user``, ``auto-steer``, ``auto`` or ``next``; ValueError for anything else."""
@@ -199,7 +206,7 @@ class Pilot:
             return self._decided(Decision((steering, user[1]), uses_policy=True), steer_by_hand)
         if touching:  # auto, a person takes over
             return self._decided(Decision(user, uses_policy=False), True)
-        if self._lost_while_intervening:
+        if self._hold_auto:
             return self._decided(Decision(None, uses_policy=False, hold=held), False)
         if policy is None:
             return self._decided(Decision(None, uses_policy=True, hold="no action from the policy"), False)
@@ -235,14 +242,14 @@ class Pilot:
             log.info("control: %s", source)
         self._controller = source
         self._held = ""
-        self._lost_while_intervening = False
+        self._hold_auto = False
 
     def _release(self, reason: str) -> None:  # lock held
         log.warning("%s", reason)
         self._controller = None
         self._input = PersonInput("", 0.0, 0.0, False)
         self._held = reason
-        self._lost_while_intervening = self._intervening
+        self._hold_auto = self._intervening
         self._event("control-lost", reason)
 
     def _check_heartbeat(self, now: float) -> None:  # lock held

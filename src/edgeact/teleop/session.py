@@ -4,7 +4,7 @@
 
     session = DriveSession(backend, camera, actuator, DriveConfig(record_dir="episodes"))
     session.start()          # runtime (control thread), recorder, web server, gamepad
-    print(session.url)       # http://127.0.0.1:8887/?token=…
+    print(session.url)       # http://127.0.0.1:8887/?token=… (https:// beyond this machine)
     session.wait()           # until Ctrl-C / SIGTERM / a fatal fault
     report = session.stop()  # neutral first; then every part
 
@@ -33,16 +33,29 @@ from edgeact.runtime.config import ProcessConfig, RuntimeConfig
 from edgeact.runtime.interfaces import Actuator, Camera
 from edgeact.runtime.loop import Runtime, action_indices
 from edgeact.runtime.telemetry import RunReport
-from edgeact.teleop.messages import Button, Control, LatencyReport, Message, SetMaxThrottle, SetMode, StepMaxThrottle
+from edgeact.teleop.messages import (
+    Button,
+    Control,
+    FrameReceived,
+    LatencyReport,
+    Message,
+    SetMaxThrottle,
+    SetMode,
+    StepMaxThrottle,
+)
 from edgeact.teleop.pilot import MODES, Executed, PersonInput, Pilot, PilotConfig
 from edgeact.teleop.recorder import Cadence, Recorder
 from edgeact.teleop.source import PilotSource
 
 if TYPE_CHECKING:
     from edgeact.teleop.gamepad import Gamepad
+    from edgeact.teleop.web.certificate import Certificate
     from edgeact.teleop.web.server import DriveServer
 
 log = logging.getLogger("edgeact.drive")
+
+
+ON_RECORD_ERROR = ("neutral", "keep-driving")
 
 
 @dataclass
@@ -53,12 +66,23 @@ class DriveConfig:
     record_fps: float | None = None  # None: the policy's fps (30 without a model)
     record_meta: dict[str, Any] = field(default_factory=dict)  # into each episode's meta.json: the policy
     auto_record: bool = False  # record while the throttle is non-zero
+    # When a recording write fails (disk full, a read-only or failing card): "neutral" holds the rover
+    # neutral, the policy's auto mode included, until a person acts; "keep-driving" changes nothing but
+    # the page's message. Neutral by default: a person recording by hand wants to know at once.
+    on_record_error: str = "neutral"
     host: str = "127.0.0.1"  # the page is only reachable from this machine unless --web says otherwise
     port: int = 8887
+    https: bool | None = None  # None: HTTPS exactly when the page is reachable from other machines
+    cert_dir: str | None = None  # None: ~/.config/edgeact/tls (certificate.default_dir)
     token: str | None = None  # None: a fresh random one
     video_fps: float = 15.0  # the page's video rate cap
     video_quality: int = 70  # JPEG quality of the page's video
     gamepad: str | None = None  # evdev device path on the Pi
+
+    def __post_init__(self) -> None:
+        if self.on_record_error not in ON_RECORD_ERROR:
+            raise ConfigError(f"on a recording error the rover can do {' or '.join(ON_RECORD_ERROR)}, "
+                              f"not {self.on_record_error!r}")
 
 
 @dataclass
@@ -67,6 +91,7 @@ class DriveReport:
     cadence: list[Cadence]
     interventions: int
     video_latency_ms: dict[str, float]  # n, p50, p99 as the page measured them
+    record_error: str | None = None  # why recording last stopped on its own, if it did
 
 
 class DriveSession:
@@ -93,11 +118,14 @@ class DriveSession:
         self.recorder: Recorder | None = None
         if cfg.record_dir is not None:
             self.recorder = Recorder(cfg.record_dir, cfg.record_fps or backend.spec.fps, camera, self.executed,
-                                     on_event=self._event, auto_record=cfg.auto_record, meta=cfg.record_meta)
+                                     on_event=self._event, auto_record=cfg.auto_record, meta=cfg.record_meta,
+                                     on_error=self._record_failed)
         self.token = cfg.token or secrets.token_urlsafe(16)
         self.server: DriveServer | None = None
+        self.certificate: Certificate | None = None
         self.gamepad: Gamepad | None = None
         self.latency_ms: deque[float] = deque(maxlen=100_000)
+        self.latency_count = 0  # every latency the pages reported, the ones the deque dropped included
         self._stopped = False
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -108,12 +136,14 @@ class DriveSession:
             from edgeact.teleop.web.server import DriveServer
         except ImportError as err:
             raise ConfigError(f"edgeact drive needs aiohttp ({err}): pip install 'edgeact[drive]'") from err
+        self.certificate = self._certificate()
         self.runtime.start()
         try:
             if self.recorder is not None:
                 self.recorder.start()
             self.server = DriveServer(self, self.config.host, self.config.port, self.token,
-                                      video_fps=self.config.video_fps, video_quality=self.config.video_quality)
+                                      video_fps=self.config.video_fps, video_quality=self.config.video_quality,
+                                      certificate=self.certificate)
             self.server.start()
             if self.config.gamepad:
                 from edgeact.teleop.gamepad import Gamepad
@@ -123,6 +153,19 @@ class DriveSession:
         except BaseException:
             self.stop("start failed")
             raise
+
+    def _certificate(self) -> Certificate | None:
+        """The page's certificate when it is served over HTTPS (made or reused), else None."""
+        host = self.config.host
+        https = self.config.https if self.config.https is not None else not is_loopback(host)
+        if not https:
+            if not is_loopback(host):
+                log.warning("the drive page on %s is plain HTTP: its token crosses the network in clear text "
+                            "(drop --no-https to serve it over HTTPS)", host)
+            return None
+        from edgeact.teleop.web.certificate import ensure_certificate, local_names
+
+        return ensure_certificate(self.config.cert_dir, local_names(host))
 
     @property
     def url(self) -> str:
@@ -148,8 +191,9 @@ class DriveSession:
         latency: dict[str, float] = {"n": float(lat.size)}
         if lat.size:
             latency.update(p50=float(np.percentile(lat, 50)), p99=float(np.percentile(lat, 99)))
-        return DriveReport(run, list(self.recorder.cadence) if self.recorder else [], self.pilot.interventions,
-                           latency)
+        rec = self.recorder
+        return DriveReport(run, list(rec.cadence) if rec else [], self.pilot.interventions, latency,
+                           rec.error if rec else None)
 
     # ---- inputs -------------------------------------------------------------------------
 
@@ -160,8 +204,11 @@ class DriveSession:
         if isinstance(msg, Control):
             pilot.person_input(PersonInput(source, msg.steering, msg.throttle, msg.active, heartbeat))
             return None
+        if isinstance(msg, FrameReceived):  # the server's flow control; never a person's act
+            return None
         if isinstance(msg, LatencyReport):
             self.latency_ms.extend(msg.ms)
+            self.latency_count += len(msg.ms)
             pilot.heard(source)
             return None
         pilot.acted(source, heartbeat)  # a button: a person acted here
@@ -203,6 +250,11 @@ class DriveSession:
             return "no episode of this session to erase"
         return None
 
+    def _record_failed(self, message: str) -> None:
+        """The recorder's thread: a write failed and the episode was discarded."""
+        if self.config.on_record_error == "neutral":
+            self.pilot.hold(message)
+
     def lost(self, source: str, reason: str) -> None:
         """An input went away (page closed, gamepad unplugged): neutral if it was driving."""
         self.pilot.lost(source, reason)
@@ -237,6 +289,7 @@ class DriveSession:
             "recording": bool(rec and rec.recording),
             "record_available": rec is not None,
             "episodes": rec.episodes if rec else 0,
+            "record_error": rec.error if rec else None,
             "steps": rec.steps if rec else 0,
             "sent": [round(ex.steering, 3), round(ex.throttle, 3)],
             "neutral": ex.neutral,
@@ -281,6 +334,24 @@ class DriveSession:
 
 def _round(v: Any, nd: int = 2) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else round(float(v), nd)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` (a name counts when every address it has is loopback)."""
+    import ipaddress
+    import socket
+
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addresses)
 
 
 def check_record_dir(path: str | None) -> None:

@@ -1,10 +1,12 @@
-"""The drive page's server over real HTTP and websockets (aiohttp's client): the token, the
-socket's messages (good, malformed, oversized), state shared by every page."""
+"""The drive page's server over real HTTP(S) and websockets (aiohttp's client): the token and its
+cookie, HTTPS with the rover's certificate, the socket's messages (good, malformed, oversized),
+state shared by every page."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import struct
 
 import aiohttp
@@ -41,12 +43,88 @@ def test_without_the_token_everything_is_401(session):
         assert status == 401, path
         assert "token" in body
     status, body, cookies = asyncio.run(_get(session.url))
-    assert status == 200 and "edgeact drive" in body and "edgeact_token" in cookies
-    status, body, _ = asyncio.run(_get(base(session) + "/static/drive.js", cookies={"edgeact_token": session.token}))
+    assert status == 200 and "location.replace" in body  # the first load moves on to the clean URL
+    morsel = cookies[session.server.cookie]
+    assert morsel.value == session.token and morsel["httponly"] and morsel["samesite"] == "Strict"
+    assert not morsel["secure"]  # plain HTTP on this machine: a Secure cookie would never come back
+    jar = {session.server.cookie: session.token}
+    status, body, _ = asyncio.run(_get(base(session) + "/", cookies=jar))
+    assert status == 200 and "drive.js" in body  # the page itself, behind the cookie alone
+    status, body, _ = asyncio.run(_get(base(session) + "/static/drive.js", cookies=jar))
     assert status == 200 and "WebSocket" in body
+    status, _, _ = asyncio.run(_get(base(session) + "/", cookies={"edgeact_token_1": session.token}))
+    assert status == 401  # another drive's cookie name (another port) is not this one's
 
 
-async def _exchange(session, sends: list, wait_s: float = 0.6) -> tuple[list[dict], list[bytes], int | None]:
+@pytest.fixture(scope="module")
+def tls_session(tmp_path_factory):
+    cfg = DriveConfig(runtime=quiet_runtime(slew=False), port=0, https=True,
+                      cert_dir=str(tmp_path_factory.mktemp("tls")), video_fps=30.0)
+    s = DriveSession(NoPolicy((24, 32)), CountingCamera(fps=30.0), open_actuator("none"), cfg, has_policy=False)
+    s.start()
+    yield s
+    s.stop()
+
+
+def trusting(session) -> ssl.SSLContext:
+    """A client that trusts the rover's certificate and nothing else (and checks the name)."""
+    return ssl.create_default_context(cafile=str(session.certificate.cert_path))
+
+
+async def _tls_exchange(session, url: str, cookies: dict | None = None) -> tuple[int, str, dict, list[str]]:
+    async with aiohttp.ClientSession(cookies=cookies) as http:
+        async with http.get(url, ssl=trusting(session), allow_redirects=False) as r:
+            status, body, headers, got = r.status, await r.text(), r.headers, dict(r.cookies)
+        texts = []
+        if status == 200 and cookies:
+            async with http.ws_connect(base(session) + "/ws", ssl=trusting(session)) as ws:
+                for _ in range(3):
+                    msg = await ws.receive(timeout=5.0)
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        texts.append(json.loads(msg.data)["type"])
+        return status, body, {**got, "_referrer_policy": headers.get("Referrer-Policy")}, texts
+
+
+def test_https_serves_the_page_and_socket_behind_the_cookie(tls_session):
+    s = tls_session
+    assert s.url.startswith("https://127.0.0.1:") and s.certificate is not None
+    status, _, got, _ = asyncio.run(_tls_exchange(s, s.url))
+    morsel = got[s.server.cookie]
+    assert status == 200 and morsel["secure"] and morsel["httponly"] and morsel["samesite"] == "Strict"
+    assert got["_referrer_policy"] == "no-referrer"
+    status, body, _, texts = asyncio.run(_tls_exchange(s, base(s) + "/", cookies={s.server.cookie: s.token}))
+    assert status == 200 and "drive.js" in body and texts[0] == "hello" and "status" in texts
+    for path in ("/", "/static/drive.css", "/ws"):
+        status, _, _, _ = asyncio.run(_tls_exchange(s, base(s) + path))
+        assert status == 401, path
+
+
+def test_https_only_and_the_certificate_is_checkable(tls_session):
+    s = tls_session
+
+    async def plain_http() -> None:
+        async with aiohttp.ClientSession() as http, http.get(base(s).replace("https", "http")) as r:
+            await r.text()
+
+    with pytest.raises(aiohttp.ClientError):  # no clear-text fallback on the HTTPS port
+        asyncio.run(plain_http())
+
+    async def untrusted() -> None:
+        async with aiohttp.ClientSession() as http, http.get(s.url) as r:
+            await r.text()
+
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):  # a client that does not trust it refuses it
+        asyncio.run(untrusted())
+    served = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", s.server.port)))
+    from edgeact.teleop.web.certificate import fingerprint
+
+    assert fingerprint(served) == s.certificate.sha256  # the fingerprint printed is the certificate served
+
+
+async def _exchange(session, sends: list, wait_s: float = 0.6, ack_after: float | None = 0.0
+                    ) -> tuple[list[dict], list[bytes], int | None]:
+    """A page on the socket for ``wait_s``: what it got. It says it received each frame ``ack_after``
+    seconds after it did, as the page's script does (None: never, as an old script)."""
     texts, frames = [], []
     url = f"{base(session)}/ws?token={session.token}"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, max_msg_size=0) as ws:
@@ -65,6 +143,9 @@ async def _exchange(session, sends: list, wait_s: float = 0.6) -> tuple[list[dic
                 texts.append(json.loads(msg.data))
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 frames.append(msg.data)
+                if ack_after is not None:
+                    await asyncio.sleep(ack_after)
+                    await ws.send_json({"type": "frame"})
             else:
                 break
         return texts, frames, ws.close_code
@@ -80,6 +161,16 @@ def test_the_socket_sends_state_and_newest_frames(session):
     wall_ms, index = struct.unpack("<dI", frames[-1][:12])
     assert frames[-1][12:14] == b"\xff\xd8" and wall_ms > 1e12  # a JPEG stamped with its capture time
     assert len({struct.unpack("<dI", f[:12])[1] for f in frames}) == len(frames)  # each frame once
+
+
+def test_one_frame_in_flight_a_slow_page_skips_frames_instead_of_queueing_them(session):
+    hold = 0.3  # the page takes this long with each frame (a starved phone)
+    _, frames, _ = asyncio.run(_exchange(session, [], wait_s=1.2, ack_after=hold))
+    indices = [struct.unpack("<dI", f[:12])[1] for f in frames]
+    assert 2 <= len(frames) <= 1 + 1.2 / hold + 1  # the encoder made ~36 meanwhile: the rest were skipped
+    assert all(b - a > 1 for a, b in zip(indices, indices[1:]))  # each one sent was the newest, not the next
+    _, frames, _ = asyncio.run(_exchange(session, [], wait_s=3.0, ack_after=None))
+    assert len(frames) >= 4  # a page that never answers (an old script) still gets its video
 
 
 def test_bad_messages_are_answered_and_ignored_never_fatal(session):

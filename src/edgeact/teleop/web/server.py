@@ -2,16 +2,26 @@
 
 Routes (every one needs the token, as ``?token=`` or the cookie the page sets):
 
+    GET /?token=…    sets the cookie and moves on to ``/`` (``location.replace``): the token
+                     leaves the address bar and the tab's history after the first load
     GET /            the page
     GET /static/…    its script and style
     GET /ws          the socket: JSON control messages in (messages.py); out, the rover's
                      state as JSON every 100 ms and the video as binary messages
 
+The cookie is HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it)
+and, over HTTPS, Secure; its name holds the port, so two drives on one machine do not
+overwrite each other's. With a :class:`~edgeact.teleop.web.certificate.Certificate` the
+server speaks HTTPS only.
+
 A video message is a 12-byte header (capture time as float64 ms since the epoch, frame
 index as uint32, little-endian) and a JPEG. One encoder serves every page at
 ``video_fps`` at most, only while a page is open; each page's sender always takes the
-newest frame when its previous send is done, so a slow client skips frames and never
-queues them.
+newest frame once the page said it received the previous one (``{"type": "frame"}``): one
+frame in flight per page, so a slow phone skips frames and never queues them, in the
+kernel's socket buffers or the browser's either (a long drive on a starved page built up
+seconds of stale video before; a page that never answers, an old script, is sent frames
+as they come).
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ import cv2
 import numpy as np
 from aiohttp import WSMsgType, web
 
-from edgeact.teleop.messages import MessageError, parse_message
+from edgeact.teleop.messages import FrameReceived, MessageError, parse_message
+from edgeact.teleop.web.certificate import Certificate, outgoing_address
 
 log = logging.getLogger("edgeact.drive")
 
@@ -41,6 +52,15 @@ COOKIE = "edgeact_token"
 STATUS_PERIOD_S = 0.1
 MAX_SOCKET_MESSAGE = 64 * 1024  # aiohttp closes the socket above this; parse_message rejects > 4 KiB
 HEADER = struct.Struct("<dI")
+FIRST_ACK_S = 2.0  # a page that has not answered a frame within this is sent frames without waiting
+# On every answer: the first URL holds the token, so no request from the page names it as its referrer.
+HEADERS = {"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+# The answer to the first load. Not an HTTP redirect: when the URL was opened from another site's
+# page, Chromium withholds SameSite=Strict cookies from every request of that redirect chain (the
+# redirected load would be refused); a navigation the page itself starts is same-site.
+FIRST_LOAD = ('<!doctype html><meta charset="utf-8"><title>edgeact drive</title>'
+              '<script>location.replace("/" + location.hash)</script>'
+              "<noscript>edgeact drive: the page needs JavaScript.</noscript>\n")
 
 
 class Controls(Protocol):
@@ -53,11 +73,12 @@ class Controls(Protocol):
 
 class DriveServer:
     def __init__(self, controls: Controls, host: str, port: int, token: str, video_fps: float,
-                 video_quality: int, video_width: int = 640) -> None:
+                 video_quality: int, video_width: int = 640, certificate: Certificate | None = None) -> None:
         self.controls = controls
         self.host = host
         self.port = port
         self.token = token
+        self.certificate = certificate  # None: plain HTTP
         self.video_period = 1.0 / video_fps
         self.video_quality = video_quality
         self.video_width = video_width
@@ -98,7 +119,12 @@ class DriveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{_display_host(self.host)}:{self.port}/?token={self.token}"
+        scheme = "https" if self.certificate is not None else "http"
+        return f"{scheme}://{_display_host(self.host)}:{self.port}/?token={self.token}"
+
+    @property
+    def cookie(self) -> str:
+        return f"{COOKIE}_{self.port}"
 
     # ---- the server thread ---------------------------------------------------------------------
 
@@ -138,7 +164,8 @@ class DriveServer:
         app.router.add_static("/static/", STATIC)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        tls = self.certificate.ssl_context() if self.certificate is not None else None
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=tls)
         await site.start()
         if self.port == 0:  # the port the OS chose
             self.port = self._runner.addresses[0][1]
@@ -157,17 +184,25 @@ class DriveServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
-        given = request.query.get("token") or request.cookies.get(COOKIE) or ""
+        in_query = request.query.get("token")
+        given = in_query or request.cookies.get(self.cookie) or ""
         if not secrets.compare_digest(given.encode(), self.token.encode()):
             log.warning("refused %s %s from %s: no valid token", request.method, request.path, request.remote)
-            raise web.HTTPUnauthorized(text="edgeact drive: this page needs its token; open the full URL "
-                                       "printed in the terminal (or scan its QR code)\n")
-        return await handler(request)
+            raise web.HTTPUnauthorized(headers=HEADERS, text="edgeact drive: this page needs its token; open the "
+                                       "full URL printed in the terminal (or scan its QR code)\n")
+        if in_query and request.path == "/":  # a person's first load: the token moves into the cookie
+            resp: web.StreamResponse = web.Response(text=FIRST_LOAD, content_type="text/html",
+                                                    headers={"Cache-Control": "no-store", **HEADERS})
+            resp.set_cookie(self.cookie, self.token, path="/", httponly=True, samesite="Strict",
+                            secure=self.certificate is not None)
+            return resp
+        resp = await handler(request)
+        if not resp.prepared:  # a socket has answered its handshake already
+            resp.headers.update(HEADERS)
+        return resp
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        resp = web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-        resp.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict")
-        return resp
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     # ---- the socket --------------------------------------------------------------------------------
 
@@ -178,11 +213,13 @@ class DriveServer:
         log.info("%s opened from %s", source, request.remote)
         self._pages.add(ws)
         await ws.send_json({"type": "hello", "source": source})
-        tasks = [asyncio.create_task(self._send_status(ws, source)), asyncio.create_task(self._send_video(ws))]
+        received = asyncio.Event()
+        tasks = [asyncio.create_task(self._send_status(ws, source)),
+                 asyncio.create_task(self._send_video(ws, received))]
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(ws, source, msg.data)
+                    await self._on_text(ws, source, msg.data, received)
                 elif msg.type == WSMsgType.BINARY:
                     log.warning("%s: binary message of %d bytes ignored", source, len(msg.data))
         finally:
@@ -193,12 +230,15 @@ class DriveServer:
             log.info("%s closed (%s)", source, ws.close_code)
         return ws
 
-    async def _on_text(self, ws: web.WebSocketResponse, source: str, data: str) -> None:
+    async def _on_text(self, ws: web.WebSocketResponse, source: str, data: str, received: asyncio.Event) -> None:
         try:
             msg = parse_message(data)
         except MessageError as err:
             log.warning("%s: ignored a bad message: %s", source, err)
             await ws.send_json({"type": "error", "message": f"ignored: {err}"})
+            return
+        if isinstance(msg, FrameReceived):
+            received.set()
             return
         error = self.controls.apply(source, msg)
         if error:
@@ -219,15 +259,26 @@ class DriveServer:
             self._status_t = now
         return self._status_cache
 
-    async def _send_video(self, ws: web.WebSocketResponse) -> None:
+    async def _send_video(self, ws: web.WebSocketResponse, received: asyncio.Event) -> None:
         assert self._video_cond is not None
         sent = 0
+        answers: bool | None = None  # does this page acknowledge frames? (an old cached script does not)
         while not ws.closed:
             async with self._video_cond:
                 await self._video_cond.wait_for(functools.partial(self._newer_than, sent))
                 data, sent = self._video, self._video_version
-            if data is not None:
-                await ws.send_bytes(data)  # waits while the socket is full: the next loop takes the newest
+            if data is None:
+                continue
+            received.clear()
+            await ws.send_bytes(data)
+            if answers:
+                await received.wait()  # one frame in flight: the next one sent is the newest
+            elif answers is None:
+                try:
+                    await asyncio.wait_for(received.wait(), FIRST_ACK_S)
+                    answers = True
+                except asyncio.TimeoutError:
+                    answers = False
 
     def _newer_than(self, version: int) -> bool:
         return self._video_version > version
@@ -273,10 +324,5 @@ def _display_host(host: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         import socket
 
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.connect(("10.255.255.255", 1))  # no packet is sent; picks the outgoing interface
-                return s.getsockname()[0]
-        except OSError:
-            return socket.gethostname()
-    return host
+        return outgoing_address() or socket.gethostname()
+    return f"[{host}]" if ":" in host else host

@@ -5,27 +5,49 @@
 const CONTROL_PERIOD_MS = 100;   // heartbeat: the rover goes neutral after 250 ms of silence
 const LATENCY_REPORT_MS = 2000;
 const DEADZONE = 0.08;
-const token = new URLSearchParams(location.search).get("token") || "";
 const $ = (id) => document.getElementById(id);
 
 const state = {
   ws: null, source: null, status: null,
   keys: new Set(), pad: null /* {x, y} while touched */, gp: {x: 0, y: 0, active: false, buttons: []},
   framesShown: 0, latencies: [], pendingLatency: [], decoding: false, nextBlob: null,
-  imgW: 640, imgH: 360, lastFrameAt: 0, fps: 0,
+  imgW: 640, imgH: 360, lastFrameAt: 0, fps: 0, wakeLock: null,
 };
 window.edgeact = state;  // read by the tests and handy in the console
 
 // ---------------------------------------------------------------- socket
+// The token travels in the page's cookie (HttpOnly: this script never sees it), not in any URL.
+let failedOpens = 0;  // sockets in a row that closed without ever opening
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws?token=${encodeURIComponent(token)}`);
+  const ws = new WebSocket(`${proto}://${location.host}/ws`);
   ws.binaryType = "arraybuffer";
   ws.onmessage = (ev) => (typeof ev.data === "string" ? onJson(JSON.parse(ev.data)) : onVideo(ev.data));
-  ws.onclose = () => { state.ws = null; state.source = null; banner("connection lost — reconnecting…", true);
-                       setTimeout(connect, 1000); };
-  ws.onopen = () => { state.ws = ws; };
+  ws.onclose = () => { if (state.ws !== ws) failedOpens++;
+                       state.ws = null; state.source = null;
+                       if (failedOpens < 3) banner("connection lost — reconnecting…", true);
+                       setTimeout(reconnect, 1000); };
+  ws.onopen = () => { state.ws = ws; failedOpens = 0; };
 }
+function reconnect() {
+  fetch("static/drive.css", {method: "HEAD", cache: "no-store"}).then((r) => {
+    // a drive restarted with a new token refuses this page's cookie: say so, do not loop
+    if (r.status === 401) { banner("this page's token is no longer valid (the drive restarted): open the new URL or scan the new QR code", false); return; }
+    // the page loads but its socket never opens: Safari refuses sockets to a self-signed certificate it let the page use
+    if (location.protocol === "https:" && failedOpens >= 3) banner("this browser refuses the page's socket over the rover's self-signed certificate (Safari does): restart edgeact drive with --no-https (docs/drive.md)", false);
+    connect();
+  }).catch(() => setTimeout(reconnect, 1000));
+}
+// Keep the phone's screen on while the page is shown (a sleeping phone stops the heartbeat: the rover
+// goes neutral). The Screen Wake Lock API exists only in secure contexts: over HTTPS, not plain HTTP.
+async function keepAwake() {
+  if (!("wakeLock" in navigator) || document.hidden || state.wakeLock) return;
+  try { state.wakeLock = await navigator.wakeLock.request("screen");
+        state.wakeLock.addEventListener("release", () => { state.wakeLock = null; }); }
+  catch (e) { state.wakeLock = null; }  // refused (battery saver, no user gesture yet): try again on the next touch
+}
+document.addEventListener("visibilitychange", keepAwake);
+addEventListener("pointerdown", keepAwake);
 function send(obj) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(obj));
 }
@@ -37,6 +59,7 @@ function onJson(msg) {
 
 // ---------------------------------------------------------------- video: newest frame only
 function onVideo(buf) {
+  send({type: "frame"});  // received: the rover sends the next (newest) frame only now
   const view = new DataView(buf);
   const frame = {wallMs: view.getFloat64(0, true), index: view.getUint32(8, true),
                  blob: new Blob([new Uint8Array(buf, 12)], {type: "image/jpeg"})};
@@ -206,6 +229,8 @@ function render(s) {
     $("maxthrottle").value = s.max_throttle; $("mt-out").textContent = s.max_throttle.toFixed(2);
   }
   if (s.estop) banner("EMERGENCY STOP — press STOP again to release", false);
+  else if (s.record_error && !s.recording)  // the disk filled or failed: say why, and whether the rover holds
+    banner(!s.controller && s.held ? `${s.held} — touch the joystick or press a key` : s.record_error, false);
   else if (!s.controller && s.held && s.mode !== "auto") banner(`${s.held} — touch the joystick or press a key`, true);
   else banner(null);
   const t = s.telemetry, f = (v, u = "") => (v === null || v === undefined ? "–" : `${v}${u}`);
@@ -235,3 +260,4 @@ function toast(text) {
 document.addEventListener("visibilitychange", () => { if (document.hidden) { state.keys.clear(); state.pad = null; } });
 
 connect();
+keepAwake();
