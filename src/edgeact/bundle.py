@@ -36,6 +36,9 @@ FORMAT_VERSION = 1
 ONNX_FP32_NAME = "model.onnx"
 ONNX_INT8_NAME = "model.int8.onnx"
 TORCH_INT8_NAME = "model.int8.torchscript.pt"
+# backend -> file of the LiteRT (XNNPACK) models for the Pi 5's CPU
+LITERT_MODELS = {"litert": "model.litert.tflite", "litert-fp16": "model.litert-fp16.tflite",
+                 "litert-int8": "model.litert-int8.tflite"}
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
@@ -121,6 +124,7 @@ def model_file(folder: str | Path, manifest: dict[str, Any], backend: str, verif
         "onnx": f"`edgeact export --checkpoint CKPT --out {folder}`",
         "onnx-int8": f"`edgeact quantize {folder} --calib EPISODES`",
         "torch-int8": f"`edgeact quantize {folder} --calib EPISODES --torch`",
+        **dict.fromkeys(LITERT_MODELS, f"`edgeact quantize {folder} --calib EPISODES --target pi5`"),
     }.get(backend, "`edgeact export`")
     if entry is None:
         raise BackendError(f"bundle {folder} has no {backend} model; create it with {how}")

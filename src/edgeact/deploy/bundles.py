@@ -54,7 +54,9 @@ def verify_local(path: str | Path) -> LocalBundle:
 def choose_backend(bundle: LocalBundle, backend: str | None) -> str:
     """The backend the Pi will run: the asked one (it must be in the bundle), else int8 when quantized."""
     if backend in (None, "auto"):
-        return "onnx-int8" if "onnx-int8" in bundle.models else "onnx"
+        from edgeact.backends.registry import CPU_PREFERENCE
+
+        return next((b for b in CPU_PREFERENCE["arm64"] if b in bundle.models), "onnx")
     if backend not in bundle.models and backend != "torch":
         raise DeployError(f"{bundle.path} has no {backend} model (it has {', '.join(bundle.models) or 'none'}); "
                           f"quantize it (edgeact quantize {bundle.path} --calib EPISODES) or pick another --backend")
@@ -73,7 +75,7 @@ def prepare_source(source: str | Path, calib: str | Path | None, backend: str | 
         return source
     if not source.exists():
         raise DeployError(f"{source} does not exist: give an export bundle or a checkpoint")
-    quantize = backend in (None, "auto", "onnx-int8")
+    quantize = backend in (None, "auto", "onnx-int8", "litert-int8", "litert-fp16", "litert")
     if quantize and calib is None:
         raise DeployError(f"{source} is a checkpoint: give --calib EPISODES to quantize it for the Pi 5 "
                           "(as the guide's script did), or --backend onnx to deploy the fp32 model")
@@ -87,5 +89,14 @@ def prepare_source(source: str | Path, calib: str | Path | None, backend: str | 
 
         log(f"quantizing {out} for the Pi 5 (int8, calibrated on {calib})")
         quantize_bundle(out, calib, target="pi5", log=log)
+        from edgeact.backends.litert_backend import runtime_available
+
+        if runtime_available():
+            from edgeact.export.quantize_litert import litert_bundle
+
+            litert_bundle(out, calib, log=log)
+        else:
+            log("note: no LiteRT models (pip install 'edgeact[litert]' here): the Pi runs onnx-int8, "
+                "~4x slower than litert-int8 by the published efficiencies (docs/PI5.md)")
     return out
 
