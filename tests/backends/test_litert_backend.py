@@ -14,17 +14,6 @@ pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is a dev dependency
 LITERT = ("litert", "litert-fp16", "litert-int8")
 
 
-@pytest.fixture(scope="module")
-def litert_quantized(quantized, episodes, tmp_path_factory):
-    """The quantized bundle (onnx-int8, torch-int8) plus the three LiteRT models."""
-    from edgeact.export.quantize_litert import litert_bundle
-
-    out = tmp_path_factory.mktemp("litert-backends") / "bundle"
-    shutil.copytree(quantized[0], out)
-    litert_bundle(out, episodes, frames=8, heldout=6, log=lambda s: None)
-    return out
-
-
 @pytest.mark.parametrize("name", LITERT)
 def test_agrees_with_onnx_fp32(name, litert_quantized):
     from edgeact.export.calibration import synthetic_frames
