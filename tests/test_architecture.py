@@ -32,11 +32,11 @@ LAYERS = [
     {"normalization"},
     {"config"},
     {"bundle"},
-    {"policy", "frames", "cpu", "fileio", "distributed"},
+    {"policy", "frames", "cpu", "cpu_peak", "fileio", "distributed"},
     {"errors", "version"},
 ]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
-NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle", "distributed"}
+NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "cpu_peak", "policy", "bundle", "distributed"}
 # Pairs that must not import each other in either direction, and one-way rules.
 NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),
