@@ -9,7 +9,7 @@ attention core as BATCH_MATMUL + SOFTMAX.
 
 - fp32: the graph as is.
 - fp16: weights stored as fp16 (half the file) and the ``reduced_precision_support`` metadata
-  ``fp16accfp32``, which lets XNNPACK run fp16 arithmetic where the CPU has it (the A76 does,
+  ``fp16accfp16``, which lets XNNPACK run fp16 arithmetic where the CPU has it (the A76 does,
   at twice fp32's rate; x86 without AVX512-FP16 computes fp32).
 - int8 as ``onnx-int8`` decides it (:mod:`edgeact.export.quantize_onnx`): every Conv and every
   weight MatMul/Gemm int8 -- weights per-channel symmetric, activations per-tensor asymmetric,
@@ -30,7 +30,7 @@ from edgeact.errors import ExportError
 from edgeact.export.litert_graph import LiteRTGraph, Quant
 
 PRECISIONS = ("fp32", "fp16", "int8")
-FP16_METADATA = b"fp16accfp32"
+FP16_METADATA = b"fp16accfp16"  # XNNPACK takes the hint only with fp16 accumulation
 Ranges = dict[str, tuple[float, float]]
 
 
@@ -423,15 +423,48 @@ class OnnxToLiteRT:
             self._fully_connected(node)
             return
         a, b = node.input
-        ia = self.g.const(self.consts[a].astype(np.float32), node.name + "/a") if a in self.consts else \
-            self.get(a, False, nhwc=False)
-        ib = self.g.const(self.consts[b].astype(np.float32), node.name + "/b") if b in self.consts else \
-            self.get(b, False, nhwc=False)
+        if a in self.consts:
+            self._constant_matmul(node)
+            return
+        ia = self.get(a, False, nhwc=False)
+        ib = self._weight(self.consts[b], node.name + "/b") if b in self.consts else self.get(b, False, nhwc=False)
         sa, sb = self.g.shapes[ia], self.g.shapes[ib]
         shape = [*np.broadcast_shapes(sa[:-2], sb[:-2]), sa[-2], sb[-1]]
         out = self._out(node, shape, False)
         self.g.op("BATCH_MATMUL", [ia, ib], [out], node.name, "fp32", flops=2.0 * np.prod(shape) * sa[-1],
                   adjX=False, adjY=False)
+
+    def _constant_matmul(self, node) -> None:
+        """constant A (1, H, M, K) @ tensor B (1, H, K, N): the decoder's learned queries against the keys.
+
+        XNNPACK's fp16 path refuses a constant operand of BATCH_MATMUL, so it is one FULLY_CONNECTED
+        with a block-diagonal (H*M, H*K) weight over B laid out (N, H*K): the same products, in the
+        operator every precision delegates (its zero blocks cost H x the FLOPs of this small product).
+        """
+        a = self.consts[node.input[0]].astype(np.float32)
+        ib = self.get(node.input[1], False, nhwc=False)
+        sb = self.g.shapes[ib]
+        if a.ndim != 4 or len(sb) != 4 or a.shape[0] != 1 or sb[0] != 1 or a.shape[1] != sb[1] or a.shape[3] != sb[2]:
+            raise ExportError(f"{node.name}: constant @ tensor is translated for (1, H, M, K) @ (1, H, K, N) only")
+        _, heads, m, k = a.shape
+        n = sb[3]
+        weight = np.zeros((heads * m, heads * k), np.float32)
+        for h in range(heads):
+            weight[h * m:(h + 1) * m, h * k:(h + 1) * k] = a[0, h]
+        tokens = self._transpose(ib, (0, 3, 1, 2), node.name + "/tokens", False)  # (1, N, H, K)
+        flat = self.g.tensor([n, heads * k], np.float32, node.name + "/flat")
+        self.g.op("RESHAPE", [tokens, self.g.const(np.array([n, heads * k], np.int32), node.name + "/flat_shape")],
+                  [flat], node.name + "/flat", "-", newShape=[n, heads * k])
+        product = self.g.tensor([n, heads * m], np.float32, node.name + "/product")
+        self.g.op("FULLY_CONNECTED", [flat, self._weight(weight, node.name + "/weights"),
+                                      self.g.const(np.zeros(heads * m, np.float32), node.name + "/bias")],
+                  [product], node.name, "fp32", flops=2.0 * n * heads * k * heads * m, keepNumDims=False,
+                  fusedActivationFunction=self.g.schema.ActivationFunctionType.NONE)
+        split = self.g.tensor([1, n, heads, m], np.float32, node.name + "/split")
+        self.g.op("RESHAPE", [product, self.g.const(np.array([1, n, heads, m], np.int32), node.name + "/split_shape")],
+                  [split], node.name + "/split", "-", newShape=[1, n, heads, m])
+        out = self._transpose(split, (0, 2, 3, 1), node.name, False)  # (1, H, M, N)
+        self.values[self._final_output(node)] = Value(out)
 
     def _Gemm(self, node) -> None:
         if not _is_weight_matmul(node, self.consts):
