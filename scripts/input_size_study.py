@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 
 from edgeact.commands.sim import parse_size
-from edgeact.fileio import atomic_write_json, atomic_write_text
 from edgeact.cpu_peak import PI5_ENGINE_EFFICIENCY as ENGINE_EFFICIENCY
 from edgeact.cpu_peak import estimate_pi5_chunk_ms as estimate_chunk_ms
+from edgeact.fileio import atomic_write_json, atomic_write_text
 
 CAMERA = (360, 640)  # LeRobot's rover camera: what every size is fitted from
 

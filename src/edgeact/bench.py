@@ -162,7 +162,8 @@ def format_thermal(thermal: dict) -> str:
     if after.get("get_throttled") is None:
         flags = "not readable here (vcgencmd is Raspberry Pi OS's)"
     else:
-        during = sorted(set(after.get("now", [])) | (set(after.get("since_boot", [])) - set(before.get("since_boot", []))))
+        new_since_boot = set(after.get("since_boot", [])) - set(before.get("since_boot", []))
+        during = sorted(set(after.get("now", [])) | new_since_boot)
         flags = ", ".join(during) if during else "none during the run"
         if during:
             flags += ": the figures are below what this Pi does cooled (fit a cooler, use the 27 W supply)"

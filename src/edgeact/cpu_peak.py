@@ -68,9 +68,14 @@ class CpuPeak:
 
 
 def a76_peak(clock_ghz: float = PI5_CLOCK_GHZ, cores: int = PI5_CORES) -> CpuPeak:
-    name, fp32, fp16, int8 = ARM_CORES["0xd0b"]
-    return CpuPeak(name, cores, clock_ghz, {"fp32": fp32 * clock_ghz, "fp16": fp16 * clock_ghz, "int8": int8 * clock_ghz},
-                   "2 SIMD pipes x 128 bit, FMLA/SDOT (Arm Cortex-A76 Software Optimization Guide)")
+    """The Pi 5's peak: 4 Cortex-A76 at 2.4 GHz."""
+    return _arm_peak("0xd0b", cores, clock_ghz)
+
+
+def _arm_peak(part: str, cores: int, clock: float) -> CpuPeak:
+    name, fp32, fp16, int8 = ARM_CORES[part]
+    return CpuPeak(name, cores, clock, {"fp32": fp32 * clock, "fp16": fp16 * clock, "int8": int8 * clock},
+                   f"{name}: 2 SIMD pipes x 128 bit, FMLA/SDOT at {clock:.2f} GHz (Arm Software Optimization Guide)")
 
 
 def estimate_pi5_chunk_ms(gflop: float, engine: str) -> float:
@@ -94,14 +99,12 @@ def detect(root: str | Path = "/", cores: int | None = None) -> CpuPeak:
     clock = _max_clock_ghz(root) or _float(fields.get("cpu MHz"), 1e-3)
     part = fields.get("CPU part", "").lower()
     if part in ARM_CORES:
-        name, fp32, fp16, int8 = ARM_CORES[part]
-        clock = clock or PI5_CLOCK_GHZ
-        return CpuPeak(name, n, clock, {"fp32": fp32 * clock, "fp16": fp16 * clock, "int8": int8 * clock},
-                       f"{name}: 2 SIMD pipes x 128 bit, FMLA/SDOT at {clock:.2f} GHz")
+        return _arm_peak(part, n, clock or PI5_CLOCK_GHZ)
     flags = set(fields.get("flags", "").split())
     cpu = fields.get("model name") or fields.get("Model") or "unknown CPU"
     if not clock or "fma" not in flags:
-        return CpuPeak(cpu, n, clock, dict.fromkeys(PRECISIONS), "unknown: no ARM core we know, no x86 FMA, or no clock")
+        return CpuPeak(cpu, n, clock, dict.fromkeys(PRECISIONS),
+                       "unknown: not an ARM core we know, no x86 FMA, or no clock")
     family = int(fields.get("cpu family", "0") or 0)
     amd = fields.get("vendor_id") == "AuthenticAMD"
     bits = 512 if "avx512f" in flags and not (amd and family == 0x19) else 256

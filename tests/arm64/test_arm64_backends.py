@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import pytest
-
 from arm64_root import CPU, ensure_root, missing_tools
 
 BACKENDS = ("litert-int8", "litert-fp16", "litert", "onnx-int8", "onnx")

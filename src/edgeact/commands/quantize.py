@@ -44,7 +44,6 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgeact.export.accuracy import ACCEPT_PERCENT
-
     from edgeact.export.quantize_onnx import resolve_target
 
     failed = []

@@ -590,8 +590,8 @@ def calibrated_ranges(model, observations, input_names: list[str], log: Callable
             probe.graph.output.append(value)
     session = ort.InferenceSession(probe.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    lo = {n: np.inf for n in names}
-    hi = {n: -np.inf for n in names}
+    lo = dict.fromkeys(names, np.inf)
+    hi = dict.fromkeys(names, -np.inf)
     for k, (frames, state) in enumerate(observations):
         for name, value in zip(names, session.run(None, feeds(input_names, frames, state))):
             lo[name] = min(lo[name], float(np.min(value)))

@@ -7,7 +7,7 @@ Written with the schema's object API that ships inside the ``ai-edge-litert`` wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class LiteRTGraph:
     def const(self, array: np.ndarray, name: str, quant: Quant | None = None) -> int:
         return self.tensor(array.shape, array.dtype, name, quant, data=array)
 
-    def op(self, kind: str, inputs: list[int], outputs: list[int], name: str, compute: str, flops: float = 0.0,
+    def op(self, kind: str, inputs: list[int], outputs: list[int], name: str, compute: str, flops: SupportsFloat = 0.0,
            **options: Any) -> None:
         s = self.schema
         self.opcodes.setdefault(kind, len(self.opcodes))
