@@ -439,7 +439,8 @@ class OnnxToLiteRT:
 
         XNNPACK's fp16 path refuses a constant operand of BATCH_MATMUL, so it is one FULLY_CONNECTED
         with a block-diagonal (H*M, H*K) weight over B laid out (N, H*K): the same products, in the
-        operator every precision delegates (its zero blocks cost H x the FLOPs of this small product).
+        operator every precision delegates (its zero blocks cost H x the arithmetic of this small product;
+        the delegation report counts the useful products).
         """
         a = self.consts[node.input[0]].astype(np.float32)
         ib = self.get(node.input[1], False, nhwc=False)
@@ -458,7 +459,7 @@ class OnnxToLiteRT:
         product = self.g.tensor([n, heads * m], np.float32, node.name + "/product")
         self.g.op("FULLY_CONNECTED", [flat, self._weight(weight, node.name + "/weights"),
                                       self.g.const(np.zeros(heads * m, np.float32), node.name + "/bias")],
-                  [product], node.name, "fp32", flops=2.0 * n * heads * k * heads * m, keepNumDims=False,
+                  [product], node.name, "fp32", flops=2.0 * n * heads * k * m, keepNumDims=False,  # the useful products
                   fusedActivationFunction=self.g.schema.ActivationFunctionType.NONE)
         split = self.g.tensor([1, n, heads, m], np.float32, node.name + "/split")
         self.g.op("RESHAPE", [product, self.g.const(np.array([1, n, heads, m], np.int32), node.name + "/split_shape")],
