@@ -154,3 +154,10 @@ def spec_from_manifest(manifest: dict[str, Any]) -> PolicySpec:
         action_names=tuple(policy.get("action_names", ())),
         extra={"manifest": manifest},
     )
+
+
+def read_model(folder: str | Path, backend: str, verify: bool = True) -> tuple[dict[str, Any], Path, PolicySpec]:
+    """What a CPU backend needs of a bundle: its manifest, the backend's model file (hash-checked)
+    and the PolicySpec."""
+    manifest = read_manifest(folder)
+    return manifest, model_file(folder, manifest, backend, verify=verify), spec_from_manifest(manifest)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.bundle import LITERT_MODELS, model_file, read_manifest, spec_from_manifest
+from edgeact.bundle import LITERT_MODELS, read_model
 from edgeact.cpu import physical_cores
 from edgeact.errors import BackendError
 from edgeact.policy import Frames
@@ -42,9 +42,7 @@ class LiteRTBackend:
                 f"backend {name} needs LiteRT: pip install 'edgeact[litert]' (ai-edge-litert, no torch)") from err
         self.name = name
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
-        self.model_path = model_file(self.path, self.manifest, name, verify=verify)
-        self.spec = spec_from_manifest(self.manifest)
+        self.manifest, self.model_path, self.spec = read_model(self.path, name, verify)
         self.threads = threads or physical_cores()
         try:
             self.interpreter = litert.Interpreter(model_path=str(self.model_path), num_threads=self.threads)
