@@ -649,6 +649,13 @@ def prepare_workload(workload: str, folder: str | Path, backends=None, calib_fra
         from edgeact.export.quantize_torch import quantize_torch_bundle
 
         quantize_torch_bundle(bundle, None, frames=min(calib_frames, 8), heldout=8, target="auto", log=log)
+    from edgeact.backends.litert_backend import runtime_available
+    from edgeact.bundle import LITERT_MODELS
+
+    if backends & set(LITERT_MODELS) and runtime_available():
+        from edgeact.export.quantize_litert import litert_bundle
+
+        litert_bundle(bundle, None, frames=calib_frames, heldout=8, log=log)
     return bundle
 
 
