@@ -2,7 +2,8 @@
 # System packages the test suite drives for real: an OpenSSH server, rsync and
 # systemd-analyze (deploy), headless Chromium + its driver (drive page), avr-gcc, the
 # Arduino AVR core and simavr (firmware: the tests build the sketch and a host-side harness
-# on libsimavr with make and gcc).
+# on libsimavr with make and gcc), mmdebstrap and qemu-user-static (the CPU backends' arm64 test
+# unpacks a Debian Bookworm arm64 root and runs it emulated as a Cortex-A76).
 # Installs only what is missing, so a second run is quick; needs root or sudo.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ PACKAGES=(
     chromium chromium-driver
     gcc-avr binutils-avr avr-libc arduino-core-avr avrdude
     simavr libsimavr-dev libelf-dev pkg-config make gcc libc6-dev
+    mmdebstrap arch-test qemu-user-static
 )
 
 missing=()

@@ -69,6 +69,18 @@ def quantized(bundle, episodes, tmp_path_factory):
     return out, onnx_result, torch_result
 
 
+@pytest.fixture(scope="session")
+def litert_quantized(quantized, episodes, tmp_path_factory):
+    """The quantized bundle (onnx-int8, torch-int8) plus the three LiteRT models."""
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is a dev dependency (pip install -e '.[dev]')")
+    from edgeact.export.quantize_litert import litert_bundle
+
+    out = tmp_path_factory.mktemp("litert-backends") / "bundle"
+    shutil.copytree(quantized[0], out)
+    litert_bundle(out, episodes, frames=8, heldout=6, log=lambda s: None)
+    return out
+
+
 @pytest.fixture
 def episode_dir(tmp_path: Path) -> Path:
     """One 12-frame 48x64 episode (random frames, zero commands) at 30 fps."""

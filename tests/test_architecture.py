@@ -32,11 +32,11 @@ LAYERS = [
     {"normalization"},
     {"config"},
     {"bundle"},
-    {"policy", "frames", "cpu", "fileio", "distributed", "ssh"},
+    {"policy", "frames", "cpu", "cpu_peak", "fileio", "distributed", "ssh"},
     {"errors", "version"},
 ]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
-NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle", "distributed", "ssh"}
+NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "cpu_peak", "policy", "bundle", "distributed", "ssh"}
 # Pairs that must not import each other in either direction, and one-way rules.
 NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),

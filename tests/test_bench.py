@@ -37,13 +37,16 @@ def test_bench_command_writes_json_and_png(tiny_bundle, tmp_path, capsys):
                "--no-peak", "--json", str(out_json), "--png", str(out_png)])
     assert rc == 0
     text = capsys.readouterr().out
-    for name in ("torch", "onnx", "onnx-int8", "p50 ms", "vs torch", "GFLOP/s", "synthetic frames", "load average"):
+    for name in ("torch", "onnx", "onnx-int8", "p50 ms", "vs torch", "GOP/s", "% peak", "synthetic frames",
+                 "load average", "throttling"):
         assert name in text
     report = json.loads(out_json.read_text())
     rows = {r["backend"]: r for r in report["rows"]}
     assert list(rows) == ["torch", "onnx", "onnx-int8"]  # torch-int8 was never built
-    assert rows["torch"]["speedup_vs_torch"] == 1.0
+    assert rows["torch"]["speedup_vs_reference"] == 1.0 and report["reference"] == "torch"
+    assert rows["onnx-int8"]["precision"] == "int8" and rows["onnx"]["precision"] == "fp32"
     for r in rows.values():
+        assert r["threads"] == 1 and (r["peak_pct"] is None or 0 < r["peak_pct"] < 100)
         assert r["runs"] == 4 and len(r["latencies_ms"]) == 4
         assert 0 < r["p50_ms"] <= r["p99_ms"]
         assert r["rate_hz"] == pytest.approx(1000 / r["p50_ms"])
@@ -114,3 +117,33 @@ def test_lerobot_default_workload_config():
     assert (c.dim_model, c.n_heads, c.dim_feedforward, c.n_encoder_layers, c.n_decoder_layers) == (512, 8, 3200, 4, 1)
     got = (c.chunk_size, c.vision_backbone, c.image_size, c.state_dim, c.action_dim)
     assert got == (100, "resnet18", (360, 640), 2, 2)
+
+
+def test_bench_runs_without_torch_at_each_thread_count(tiny_bundle, tmp_path):
+    """The Pi owner's command: no torch, ONNX Runtime fp32 is the reference, one row per backend and thread count,
+    with this CPU's peak and the thermal state in the JSON."""
+    from without_torch import run_without
+
+    out = tmp_path / "pi.json"
+    code = ("from edgeact.cli import main\n"
+            "raise SystemExit(main(['bench', sys.argv[1], '--runs', '2', '--warmup', '1', '--n-frames', '2', "
+            "'--threads', '1-2', '--json', sys.argv[2]]))\n")
+    done = run_without(code, str(tiny_bundle), str(out), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["reference"] == "onnx"
+    assert [(r["backend"], r["threads"]) for r in report["rows"]] == [
+        ("onnx", 1), ("onnx-int8", 1), ("onnx", 2), ("onnx-int8", 2)]
+    assert "before" in report["thermal"] and "after" in report["thermal"]
+    assert report["cpu_peak"]["per_core"].keys() == {"int8", "fp16", "fp32"}
+    assert "vs onnx" in done.stdout and "throttling" in done.stdout
+
+
+def test_thread_list_parsing():
+    import argparse
+
+    from edgeact.commands.bench import _thread_list
+
+    assert _thread_list("4") == [4] and _thread_list("1,2,4") == [1, 2, 4] and _thread_list("1-4") == [1, 2, 3, 4]
+    with pytest.raises(argparse.ArgumentTypeError, match="1-4"):
+        _thread_list("four")

@@ -92,6 +92,20 @@ def test_train_cli(episodes, tmp_path, capsys):
     assert (tmp_path / "cli" / "best" / "config.json").is_file()
 
 
+def test_train_at_another_input_size(episodes, tmp_path, capsys):
+    """--size fits the 96x128 episodes to 48x64 (centre crop to 4:3, resize): the model takes 48x64."""
+    import json
+
+    from edgeact.cli import main
+
+    code = main(["train", "--data", str(episodes), "--out", str(tmp_path / "small"), "--steps", "2",
+                 "--eval-every", "2", "--batch-size", "4", "--size", "48x64"])
+    assert code == 0 and "resized as they load" in capsys.readouterr().out
+    config = json.loads((tmp_path / "small" / "best" / "config.json").read_text())
+    assert config["input_features"]["observation.images.cam_front"]["shape"] == [3, 48, 64]
+    assert main(["train", "--data", str(episodes), "--out", str(tmp_path / "bad"), "--size", "48by64"]) == 2
+
+
 @pytest.mark.slow
 def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
     import torch

@@ -1,12 +1,15 @@
 """Latency, throughput and accuracy of every backend of a bundle, side by side.
 
-Per backend: p50/p99 latency of ``predict_chunk`` (after warm-up; backends measured in
-interleaved rounds so that load changes on a shared machine hit all of them alike), the ratio
-to eager PyTorch fp32 measured in the same run, the synchronous control rate it allows
-(1 / p50), the model file size, GFLOPs per call (counted once with torch's FlopCounterMode)
-and achieved GFLOP/s, the action error against PyTorch fp32 on held-out frames (from
-episodes, else synthetic frames; the report says which), and optionally the closed-loop score
-in the simulator.
+Per backend and thread count (1 to 4, at most the physical cores): p50/p99 latency of
+``predict_chunk`` (after warm-up; backends measured in interleaved rounds so that load changes
+on a shared machine hit all of them alike), the ratio to the reference measured in the same
+run (eager PyTorch fp32, or ONNX Runtime fp32 where torch is not installed, as on the Pi), the
+synchronous control rate it allows (1 / p50), the model file size, GFLOPs per call and the
+achieved GOP/s with its share of this CPU's arithmetic peak for the backend's precision
+(:mod:`edgeact.cpu_peak`: the Pi 5's Cortex-A76 from /proc/cpuinfo), the action error against
+the reference on held-out frames (from episodes, else synthetic frames; the report says which),
+the temperature and throttle flags before and after (a throttled Pi runs slower than it can),
+and optionally the closed-loop score in the simulator.
 
 ``workload="lerobot-default"`` builds LeRobot's default ACT (ResNet18, dim 512, 4+1 layers,
 chunk 100) at 360x640 with random weights, exports and quantizes it in a temporary directory
@@ -36,16 +39,19 @@ WORKLOADS = ("lerobot-default",)
 @dataclass
 class BenchRow:
     backend: str
+    threads: int
+    precision: str  # what the backend computes in: int8, fp16, fp32
     p50_ms: float
     p99_ms: float
     mean_ms: float
     min_ms: float
     runs: int
-    speedup_vs_torch: float | None  # torch p50 / this p50, same run
+    speedup_vs_reference: float | None  # the reference's p50 / this p50, same run and threads
     rate_hz: float  # synchronous control rate 1 / p50
     size_mb: float
     gflops: float
     gflops_per_s: float
+    peak_pct: float | None = None  # achieved / this CPU's peak for the precision at these threads
     error_pct: list[float] | None = None  # mean |err| / action range per action dim
     error_max_pct: list[float] | None = None
     sim: dict | None = None
@@ -64,6 +70,9 @@ class BenchReport:
     machine: dict
     settings: dict
     peaks: dict = field(default_factory=dict)
+    reference: str = "torch"
+    cpu_peak: dict = field(default_factory=dict)
+    thermal: dict = field(default_factory=dict)  # throttle state before and after the timing
 
     def to_json(self) -> dict:
         return {
@@ -75,6 +84,9 @@ class BenchReport:
             "machine": self.machine,
             "settings": self.settings,
             "peaks": self.peaks,
+            "reference": self.reference,
+            "cpu_peak": self.cpu_peak,
+            "thermal": self.thermal,
             "rows": [asdict(r) for r in self.rows],
         }
 
@@ -84,21 +96,24 @@ class BenchReport:
 
     def format_table(self) -> str:
         names = "/".join(self.action_names)
-        header = ["backend", "p50 ms", "p99 ms", "vs torch", "rate Hz", "size MB", "GFLOP/s", f"err % ({names})"]
+        header = ["backend", "threads", "p50 ms", "p99 ms", f"vs {self.reference}", "rate Hz", "size MB", "GOP/s",
+                  "% peak", f"err % ({names})"]
         has_sim = any(r.sim for r in self.rows)
         if has_sim:
             header.append("sim laps / xte m / off")
         lines = []
         for r in self.rows:
             err = "-" if r.error_pct is None else " / ".join(f"{e:.3f}" for e in r.error_pct)
-            cells = [r.backend, f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
-                     "-" if r.speedup_vs_torch is None else f"{r.speedup_vs_torch:.2f}x",
-                     f"{r.rate_hz:.1f}", f"{r.size_mb:.1f}", f"{r.gflops_per_s:.0f}", err]
+            cells = [r.backend, str(r.threads), f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+                     "-" if r.speedup_vs_reference is None else f"{r.speedup_vs_reference:.2f}x",
+                     f"{r.rate_hz:.1f}", f"{r.size_mb:.1f}", f"{r.gflops_per_s:.0f}",
+                     "-" if r.peak_pct is None else f"{r.peak_pct:.1f}", err]
             if has_sim:
                 cells.append("-" if not r.sim else
                              f"{r.sim['laps']:.2f} / {r.sim['mean_cross_track_m']:.3f} / {r.sim['off_track_events']}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(header)]
+
         def fmt(cells: list[str]) -> str:
             return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
         out = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(c) for c in lines]
@@ -106,7 +121,13 @@ class BenchReport:
         out.append("")
         out.append(f"model: {self.gflops:.2f} GFLOP per call; {self.settings['runs']} timed runs per backend "
                    f"after {self.settings['warmup']} warm-up; threads {self.settings['threads']}")
-        out.append(f"error: vs torch fp32 on {self.error_source}")
+        out.append(f"error: vs {self.reference} fp32 on {self.error_source}")
+        if self.cpu_peak:
+            per_core = self.cpu_peak["per_core"]
+            known = ", ".join(f"{p} {v:.0f}" for p, v in per_core.items() if v)
+            out.append(f"% peak: of {self.cpu_peak['cpu']}'s arithmetic peak, "
+                       + (f"G operations/s per core: {known} ({self.cpu_peak['basis']})" if known
+                          else f"unknown here ({self.cpu_peak['basis']})"))
         if self.peaks:
             parts = []
             if "fp32_gflops" in self.peaks:
@@ -115,10 +136,10 @@ class BenchReport:
                              f"{self.peaks.get('fp32_ort_gflops', 0):.0f})")
             if "int8_gops" in self.peaks:
                 parts.append(f"int8 {self.peaks['int8_gops']:.0f} GOP/s (ORT MatMulInteger u8s8)")
-            out.append("machine matmul peak, same threads: " + ", ".join(parts) + "; per backend: "
-                       + ", ".join(f"{r.backend} {r.gflops_per_s / self._peak(r.backend):.0%}"
-                                   for r in self.rows if self._peak(r.backend)))
-        out.append("GFLOP/s counts each multiply-add as 2 operations whatever the precision")
+            out.append("measured matmul throughput, all threads: " + ", ".join(parts))
+        out.append("GOP/s counts each multiply-add as 2 operations whatever the precision")
+        if self.thermal:
+            out.append(f"thermal: {format_thermal(self.thermal)}")
         out.append(f"machine: {m['cpu']} ({m['cores']} cores), load average {m['load_before']} before, "
                    f"{m['load_after']} after")
         try:
@@ -128,9 +149,25 @@ class BenchReport:
         if load1 > 0.75 * m["cores"]:
             out.append(f"warning: load average {load1:.1f} on {m['cores']} cores: other processes compete for the "
                        "cores, so latencies are inflated (multi-threaded PyTorch most) and ratios unreliable")
-        notes = [f"{r.backend}: {r.note}" for r in self.rows if r.note]
+        notes = sorted({f"{r.backend}: {r.note}" for r in self.rows if r.note})
         out += [f"note: {n}" for n in notes]
         return "\n".join(out)
+
+
+def format_thermal(thermal: dict) -> str:
+    """'42.0 -> 51.3 °C, throttled: none' from the before/after snapshots."""
+    before, after = thermal.get("before", {}), thermal.get("after", {})
+    temps = [t.get("temperature_c") for t in (before, after)]
+    temp = " -> ".join(f"{t:.1f}" for t in temps if t is not None)
+    if after.get("get_throttled") is None:
+        flags = "not readable here (vcgencmd is Raspberry Pi OS's)"
+    else:
+        new_since_boot = set(after.get("since_boot", [])) - set(before.get("since_boot", []))
+        during = sorted(set(after.get("now", [])) | new_since_boot)
+        flags = ", ".join(during) if during else "none during the run"
+        if during:
+            flags += ": the figures are below what this Pi does cooled (fit a cooler, use the 27 W supply)"
+    return (f"{temp} °C, " if temp else "") + f"throttling: {flags}"
 
 
 # --------------------------------------------------------------------------------------
@@ -239,15 +276,19 @@ def _model_size_mb(bundle: Path, manifest: dict, backend: str) -> float:
     return path.stat().st_size / 1e6 if path is not None and path.is_file() else float("nan")
 
 
-def _available(manifest: dict) -> list[str]:
-    """torch (the reference) and every backend the bundle has a model file for (a HEF only with a Hailo device)."""
+def _available(manifest: dict, reference: str = "torch") -> list[str]:
+    """The reference and every backend the bundle has a model file for (a HEF only with a Hailo device, the
+    LiteRT models only with LiteRT installed)."""
     from edgeact.backends.hailo_backend import hailo_device_present
+    from edgeact.backends.litert_backend import runtime_available
     from edgeact.backends.registry import BACKENDS, HAILO_PREFERENCE
 
     models = manifest.get("models", {})
     has_hailo = any(b in models for b in HAILO_PREFERENCE) and hailo_device_present()
-    return ["torch"] + [b for b in BACKENDS
-                        if b != "torch" and b in models and (b not in HAILO_PREFERENCE or has_hailo)]
+    has_litert = runtime_available()
+    return [reference] + [b for b in BACKENDS
+                          if b != reference and b in models and (b not in HAILO_PREFERENCE or has_hailo)
+                          and (has_litert or not b.startswith("litert"))]
 
 
 def bench_bundle(
@@ -260,7 +301,7 @@ def bench_bundle(
     n_frames: int = 16,
     sim: str | None = None,
     sim_seconds: float = 30.0,
-    threads: int | None = None,
+    threads: int | list[int] | None = None,
     workload: str | None = None,
     peak: bool = True,
     load_before: str | None = None,
@@ -268,63 +309,106 @@ def bench_bundle(
 ) -> BenchReport:
     """Benchmark the backends of an export bundle (default: every one it has).
 
-    ``peak``: also measure this machine's fp32 and int8 matrix-multiply peaks, to put the
-    achieved GFLOP/s in proportion. Every backend loaded is closed, whatever happens.
+    ``threads``: one count or several (default: 1 up to the physical cores, at most 4).
+    ``peak``: also measure this machine's fp32 and int8 matrix-multiply throughput (needs torch).
+    Every backend loaded is closed, whatever happens.
     """
-    import torch
-
-    from edgeact import load_policy
+    from edgeact import cpu_peak, load_policy
     from edgeact.bundle import read_manifest
     from edgeact.cpu import physical_cores
+    from edgeact.doctor import SystemView, throttle_state
     from edgeact.export.calibration import observations_for
 
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    backends = _backends_to_run(backends, manifest)
+    reference = "torch" if _has_torch() else "onnx"
+    backends = _backends_to_run(backends, manifest, reference)
     if runs < 1:
         raise ConfigError(f"--runs must be >= 1, got {runs}")
-    threads = threads or physical_cores()
-    torch.set_num_threads(threads)
+    counts = thread_counts(threads, physical_cores())
     machine = machine_info()
     if load_before:
         machine["load_before"] = load_before  # taken before a workload was built
-    loaded: dict[str, Backend] = {}
-    try:
-        for name in backends:
-            log(f"loading {name} ...")
-            loaded[name] = load_policy(str(bundle), backend=name, threads=threads)
-        spec = loaded["torch"].spec
-        _, held = observations_for(spec, frames, 0, n_frames)
-        if len(held) == 0:
-            raise ConfigError(f"no held-out frames in {frames}")
-        lat, rounds = _time_backends(loaded, held, runs, warmup, log)
-        errors = _action_errors(loaded, held, manifest["policy"], log)
-        gflops = float(manifest["policy"].get("gflops") or 0.0) or _gflops(loaded["torch"])
-        sim_results = _drive_sim(loaded, sim, sim_seconds, log) if sim else {}
-        rows = [_row(b, lat[b], lat["torch"], errors[b], gflops, bundle, manifest, loaded[b], sim_results.get(b))
-                for b in backends]
-    finally:
-        for backend in loaded.values():
-            backend.close()
+    system = SystemView()
+    thermal = {"before": throttle_state(system)}
+    rows: list[BenchRow] = []
+    errors: dict[str, Any] = {}
+    sim_results: dict[str, dict[str, Any]] = {}
+    total_rounds = 0
+    for n in counts:
+        loaded: dict[str, Backend] = {}
+        try:
+            _set_torch_threads(n)
+            for name in backends:
+                log(f"loading {name} ({n} thread{'s' * (n > 1)}) ...")
+                loaded[name] = load_policy(str(bundle), backend=name, threads=n)
+            spec = loaded[reference].spec
+            _, held = observations_for(spec, frames, 0, n_frames)
+            if len(held) == 0:
+                raise ConfigError(f"no held-out frames in {frames}")
+            lat, rounds = _time_backends(loaded, held, runs, warmup, log)
+            total_rounds += rounds
+            if not errors:  # the same arithmetic at every thread count
+                errors = _action_errors(loaded, held, manifest["policy"], log, reference)
+                gflops = float(manifest["policy"].get("gflops") or 0.0) or _gflops(loaded)
+                sim_results = _drive_sim(loaded, sim, sim_seconds, log) if sim else {}
+            rows += [_row(b, n, lat[b], lat[reference], errors[b], gflops, bundle, manifest, loaded[b],
+                          sim_results.get(b) if n == counts[0] else None) for b in backends]
+        finally:
+            for backend in loaded.values():
+                backend.close()
+    thermal["after"] = throttle_state(system)
+    peak_of = cpu_peak.detect(cores=physical_cores())
+    for r in rows:
+        limit = peak_of.peak(r.precision, r.threads)
+        r.peak_pct = None if not limit else 100.0 * r.gflops_per_s / limit
     peaks = {}
-    if peak:
-        log("measuring this machine's matmul peaks ...")
-        peaks = matmul_peaks(threads)
+    if peak and _has_torch():
+        log("measuring this machine's matmul throughput ...")
+        peaks = matmul_peaks(max(counts))
     machine["load_after"] = _load()
-    settings = {"runs": runs, "warmup": warmup, "threads": threads, "rounds": rounds}
+    settings = {"runs": runs, "warmup": warmup, "threads": counts, "rounds": total_rounds}
     return BenchReport(rows, str(bundle), workload, gflops, f"{len(held)} {held.source}",
-                       list(manifest["policy"].get("action_names", [])), machine, settings, peaks)
+                       list(manifest["policy"].get("action_names", [])), machine, settings, peaks, reference,
+                       peak_of.to_json(), thermal)
 
 
-def _backends_to_run(backends: list[str] | tuple[str, ...] | None, manifest: dict[str, Any]) -> list[str]:
-    """The backends asked for (default: all the bundle has), torch first: the reference for ratios and errors."""
+def thread_counts(threads: int | list[int] | tuple[int, ...] | None, cores: int) -> list[int]:
+    """The thread counts to time: as asked, else 1 up to the physical cores, at most 4 (a Pi 5 has 4)."""
+    if threads is None:
+        return list(range(1, min(cores, 4) + 1))
+    counts = [threads] if isinstance(threads, int) else list(threads)
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"--threads must be positive, got {threads}")
+    return counts
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # a blocked module (sys.modules[name] = None), as in the torch-free tests
+        return False
+
+
+def _set_torch_threads(n: int) -> None:
+    if _has_torch():
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _backends_to_run(backends: list[str] | tuple[str, ...] | None, manifest: dict[str, Any],
+                     reference: str = "torch") -> list[str]:
+    """The backends asked for (default: all the bundle has and this machine can load), the reference first."""
     from edgeact.backends.registry import BACKENDS
 
-    chosen = list(backends) if backends else _available(manifest)
+    chosen = list(backends) if backends else _available(manifest, reference)
     unknown = [b for b in chosen if b not in BACKENDS]
     if unknown:
         raise BackendError(f"unknown backend(s) {unknown}; choose from {list(BACKENDS)}")
-    return ["torch"] + [b for b in chosen if b != "torch"]
+    return [reference] + [b for b in chosen if b != reference]
 
 
 def _image(frames: list[np.ndarray], camera_names: tuple[str, ...]) -> Any:
@@ -340,7 +424,7 @@ def _time_backends(loaded: dict[str, Backend], held: Any, runs: int, warmup: int
     discarded call.
     """
     first_frames, state = next(iter(held))
-    image = _image(first_frames, loaded["torch"].spec.camera_names)
+    image = _image(first_frames, next(iter(loaded.values())).spec.camera_names)
     rounds = max(1, min(5, runs // 5))
     per_round = [runs // rounds + (1 if i < runs % rounds else 0) for i in range(rounds)]
     lat: dict[str, list[float]] = {b: [] for b in loaded}
@@ -363,29 +447,32 @@ def _time_backends(loaded: dict[str, Backend], held: Any, runs: int, warmup: int
 
 
 def _action_errors(loaded: dict[str, Backend], held: Any, policy: dict[str, Any],
-                   log: Callable[[str], None]) -> dict[str, Any]:
-    """Each backend's action error vs torch fp32 on the held-out frames."""
+                   log: Callable[[str], None], reference: str = "torch") -> dict[str, Any]:
+    """Each backend's action error vs the fp32 reference on the held-out frames."""
     from edgeact.export.accuracy import action_range, from_errors
 
     log(f"accuracy: {len(held)} {held.source}")
     span, _ = action_range(policy)
     outputs: dict[str, list[np.ndarray]] = {b: [] for b in loaded}
     for frames_, state in held:
-        image = _image(frames_, loaded["torch"].spec.camera_names)
+        image = _image(frames_, loaded[reference].spec.camera_names)
         for b, backend in loaded.items():
             outputs[b].append(backend.predict_chunk(image, state))
-    ref = np.stack(outputs["torch"])
+    ref = np.stack(outputs[reference])
     return {b: from_errors(np.abs(np.stack(out) - ref), span, policy, len(held), held.source, "")
             for b, out in outputs.items()}
 
 
-def _gflops(reference: Backend) -> float:
-    """GFLOP per call of the torch reference (bundles from before the manifest recorded it)."""
+def _gflops(loaded: dict[str, Backend]) -> float:
+    """GFLOP per call counted on the torch model (bundles from before the manifest recorded it), else 0."""
     from edgeact.backends.torch_backend import TorchBackend
+
+    reference = loaded.get("torch")
+    if not isinstance(reference, TorchBackend):
+        return 0.0
     from edgeact.export.onnx_export import example_inputs
     from edgeact.model.profile import count_gflops
 
-    assert isinstance(reference, TorchBackend)  # bench_bundle always loads torch
     return count_gflops(reference.model, list(example_inputs(reference.spec)))
 
 
@@ -402,7 +489,7 @@ def _drive_sim(loaded: dict[str, Backend], track: str, seconds: float,
     return results
 
 
-def _row(b: str, lat: list[float], torch_lat: list[float], error: Any, gflops: float, bundle: Path,
+def _row(b: str, threads: int, lat: list[float], ref_lat: list[float], error: Any, gflops: float, bundle: Path,
          manifest: dict[str, Any], backend: Backend, sim: dict[str, Any] | None) -> BenchRow:
     v = np.asarray(lat)
     p50 = float(np.median(v))
@@ -413,13 +500,23 @@ def _row(b: str, lat: list[float], torch_lat: list[float], error: Any, gflops: f
         note = f"quantized for target {manifest['models'][b]['target']}"
         if b == "torch-int8":
             note += f", engine {getattr(backend, 'engine', '?')}"
+    elif b == "litert-fp16":
+        note = "fp16 arithmetic where the CPU has it (ARMv8.2 fp16: the Pi 5); fp32 on x86 without AVX512-FP16"
     return BenchRow(
-        backend=b, p50_ms=p50, p99_ms=float(np.percentile(v, 99)), mean_ms=float(v.mean()),
-        min_ms=float(v.min()), runs=len(v), speedup_vs_torch=float(np.median(torch_lat)) / p50, rate_hz=1000.0 / p50,
+        backend=b, threads=threads, precision=precision_of(b), p50_ms=p50, p99_ms=float(np.percentile(v, 99)),
+        mean_ms=float(v.mean()), min_ms=float(v.min()), runs=len(v),
+        speedup_vs_reference=float(np.median(ref_lat)) / p50, rate_hz=1000.0 / p50,
         size_mb=_model_size_mb(bundle, manifest, b), gflops=gflops, gflops_per_s=gflops / (p50 / 1000.0),
         error_pct=error.mean_pct, error_max_pct=error.max_pct, sim=sim, note=note,
         latencies_ms=[float(x) for x in v],
     )
+
+
+def precision_of(backend: str) -> str:
+    """What a backend computes its heavy layers in."""
+    if "int8" in backend:
+        return "int8"
+    return "fp16" if "fp16" in backend else "fp32"
 
 
 def save_png(report: BenchReport, path: str | Path) -> Path:
@@ -439,7 +536,7 @@ def save_png(report: BenchReport, path: str | Path) -> Path:
     for i, r in enumerate(report.rows):
         color = f"C{i}"
         ax.hist(r.latencies_ms, bins=bins, alpha=0.55, color=color,
-                label=f"{r.backend}: p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms")
+                label=f"{r.backend} x{r.threads}: p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms")
         ax.axvline(r.p50_ms, color=color, linestyle="--", linewidth=1)
     if hi / lo > 3:
         from matplotlib.ticker import FuncFormatter
@@ -552,6 +649,13 @@ def prepare_workload(workload: str, folder: str | Path, backends=None, calib_fra
         from edgeact.export.quantize_torch import quantize_torch_bundle
 
         quantize_torch_bundle(bundle, None, frames=min(calib_frames, 8), heldout=8, target="auto", log=log)
+    from edgeact.backends.litert_backend import runtime_available
+    from edgeact.bundle import LITERT_MODELS
+
+    if backends & set(LITERT_MODELS) and runtime_available():
+        from edgeact.export.quantize_litert import litert_bundle
+
+        litert_bundle(bundle, None, frames=calib_frames, heldout=8, log=log)
     return bundle
 
 

@@ -36,6 +36,9 @@ FORMAT_VERSION = 1
 ONNX_FP32_NAME = "model.onnx"
 ONNX_INT8_NAME = "model.int8.onnx"
 TORCH_INT8_NAME = "model.int8.torchscript.pt"
+# backend -> file of the LiteRT (XNNPACK) models for the Pi 5's CPU
+LITERT_MODELS = {"litert": "model.litert.tflite", "litert-fp16": "model.litert-fp16.tflite",
+                 "litert-int8": "model.litert-int8.tflite"}
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
@@ -121,6 +124,7 @@ def model_file(folder: str | Path, manifest: dict[str, Any], backend: str, verif
         "onnx": f"`edgeact export --checkpoint CKPT --out {folder}`",
         "onnx-int8": f"`edgeact quantize {folder} --calib EPISODES`",
         "torch-int8": f"`edgeact quantize {folder} --calib EPISODES --torch`",
+        **dict.fromkeys(LITERT_MODELS, f"`edgeact quantize {folder} --calib EPISODES --target pi5`"),
     }.get(backend, "`edgeact export`")
     if entry is None:
         raise BackendError(f"bundle {folder} has no {backend} model; create it with {how}")
@@ -150,3 +154,10 @@ def spec_from_manifest(manifest: dict[str, Any]) -> PolicySpec:
         action_names=tuple(policy.get("action_names", ())),
         extra={"manifest": manifest},
     )
+
+
+def read_model(folder: str | Path, backend: str, verify: bool = True) -> tuple[dict[str, Any], Path, PolicySpec]:
+    """What a CPU backend needs of a bundle: its manifest, the backend's model file (hash-checked)
+    and the PolicySpec."""
+    manifest = read_manifest(folder)
+    return manifest, model_file(folder, manifest, backend, verify=verify), spec_from_manifest(manifest)

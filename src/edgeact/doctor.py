@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgeact.data.space import free_bytes, recording_rate
 
@@ -203,6 +204,17 @@ def check_throttling(s: SystemView) -> list[Check]:
     if past:
         return [Check(WARN, "throttling", f"since boot: {', '.join(past)} (get_throttled={value:#x})", fix)]
     return [Check(OK, "throttling", "none since boot")]
+
+
+def throttle_state(s: SystemView) -> dict[str, Any]:
+    """Temperature (°C) and vcgencmd's throttle flags now and since boot; None where not readable."""
+    raw = s.read("/sys/class/thermal/thermal_zone0/temp")
+    out = s.run(["vcgencmd", "get_throttled"])
+    value = int(out.split("=", 1)[1].strip(), 16) if out and "=" in out else None
+    return {"temperature_c": int(raw.strip()) / 1000 if raw and raw.strip().isdigit() else None,
+            "get_throttled": None if value is None else hex(value),
+            "now": [text for bit, text in THROTTLE_BITS if value is not None and value & (1 << bit)],
+            "since_boot": [text for bit, text in THROTTLE_BITS if value is not None and value & (1 << (bit + 16))]}
 
 
 def check_memory(s: SystemView) -> list[Check]:

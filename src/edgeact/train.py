@@ -86,6 +86,7 @@ class TrainConfig:
     data: Path
     out: Path
     preset: str = TINY.name
+    image_size: tuple[int, int] | None = None  # (H, W) frames are fitted to; None: the preset's, else the data's
     steps: int | None = None  # neither steps nor epochs: the preset's steps
     epochs: float | None = None
     batch_size: int | None = None  # the global batch: summed over all processes under torchrun
@@ -174,7 +175,7 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     else:
         if ctx.is_main:
             (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
-        image_size = get_preset(cfg.preset).image_size or data_size
+        image_size = cfg.image_size or get_preset(cfg.preset).image_size or data_size
         config = model_config(cfg.preset, image_size, state_dim, action_dim,
                               cfg.backbone_weights is not None, cfg.overrides)
         state = None

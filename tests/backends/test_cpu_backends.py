@@ -103,20 +103,10 @@ def test_onnx_session_settings(quantized):
 
 def test_onnx_backends_do_not_import_torch(quantized):
     """The Pi runs ONNX backends with numpy + onnxruntime only."""
-    from without_torch import run_without
+    from without_torch import predict_without_torch
 
-    path, _, _ = quantized
-    code = (
-        "import numpy as np\n"
-        "import edgeact\n"
-        "for name in ('onnx', 'onnx-int8'):\n"
-        "    b = edgeact.load_policy(sys.argv[1], backend=name)\n"
-        "    out = b.predict_chunk(np.zeros((64, 96, 3), np.uint8), np.zeros(2, np.float32))\n"
-        "    assert out.shape == (10, 2)\n"
-        "print('ok')\n"
-    )
-    done = run_without(code, str(path))
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = predict_without_torch(quantized[0], ("onnx", "onnx-int8"), (64, 96, 3), (10, 2))
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
 
 
 def test_torch_int8_runs_on_the_pi_engine(quantized, observations):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeact.bundle import model_file, read_manifest, spec_from_manifest
+from edgeact.bundle import read_model
 from edgeact.cpu import physical_cores, session_options
 from edgeact.errors import BackendError
 from edgeact.policy import Frames
@@ -30,9 +30,7 @@ class OnnxBackend:
             raise BackendError(f"unknown ONNX backend {name!r}; use one of {sorted(VARIANTS)}")
         self.name = name
         self.path = Path(path)
-        self.manifest = read_manifest(self.path)
-        self.model_path = model_file(self.path, self.manifest, name, verify=verify)
-        self.spec = spec_from_manifest(self.manifest)
+        self.manifest, self.model_path, self.spec = read_model(self.path, name, verify)
         self.threads = threads or physical_cores()
         try:
             self.session = ort.InferenceSession(

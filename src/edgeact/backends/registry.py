@@ -17,6 +17,11 @@ BACKENDS: dict[str, tuple[str, str]] = {
                   "ONNX Runtime static int8 QDQ on the CPU (model.int8.onnx)"),
     "torch-int8": ("edgeact.backends.torch_int8_backend",
                    "PyTorch int8 TorchScript on the CPU (model.int8.torchscript.pt)"),
+    "litert-int8": ("edgeact.backends.litert_backend:load_int8",
+                    "LiteRT + XNNPACK int8 on the CPU (model.litert-int8.tflite; the Pi 5's fast path)"),
+    "litert-fp16": ("edgeact.backends.litert_backend:load_fp16",
+                    "LiteRT + XNNPACK fp16 on the CPU (model.litert-fp16.tflite; fp16 arithmetic on the Pi 5)"),
+    "litert": ("edgeact.backends.litert_backend", "LiteRT + XNNPACK fp32 on the CPU (model.litert.tflite)"),
     "hailo-split": ("edgeact.backends.hailo_backend",
                     "Hailo-8L/8/10H NPU backbone (hailo/split/<board>/model.hef) + ONNX Runtime transformer"),
     "hailo": ("edgeact.backends.hailo_backend:load_full",
@@ -24,6 +29,13 @@ BACKENDS: dict[str, tuple[str, str]] = {
 }
 # what `auto` prefers when a Hailo device is present, in order
 HAILO_PREFERENCE = ("hailo-split", "hailo")
+# what `auto` prefers on the CPU, fastest first, per machine (docs/PI5.md has the measurements and sources):
+# on the Pi 5 XNNPACK's published int8 efficiency is ~4x ONNX Runtime's; on x86 ONNX Runtime's int8 is the
+# faster in our same-run bench (`edgeact bench BUNDLE`)
+CPU_PREFERENCE = {
+    "arm64": ("litert-int8", "onnx-int8", "litert-fp16", "litert", "onnx"),
+    "x86": ("onnx-int8", "litert-int8", "onnx", "litert-fp16", "litert"),
+}
 
 
 def default_backend(path: str | Path) -> str:
@@ -41,7 +53,21 @@ def default_backend(path: str | Path) -> str:
 
         if hailo_device_present():
             return hefs[0]
-    return "onnx-int8" if "onnx-int8" in models else "onnx"
+    return cpu_backend(models)
+
+
+def cpu_backend(models: dict | tuple | list) -> str:
+    """The fastest CPU backend among ``models`` for this machine; LiteRT's only where its runtime is installed."""
+    import platform
+
+    from edgeact.backends.litert_backend import runtime_available
+
+    arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86"
+    litert = runtime_available()
+    for name in CPU_PREFERENCE[arch]:
+        if name in models and (litert or not name.startswith("litert")):
+            return name
+    return "onnx"
 
 
 def load_backend(path: str | Path, name: str = "auto", **options) -> Backend:

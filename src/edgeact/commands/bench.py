@@ -1,4 +1,5 @@
-"""`edgeact bench BUNDLE`: latency, control rate, GFLOP/s and action error of every backend."""
+"""`edgeact bench BUNDLE`: latency, control rate, GOP/s and % of the CPU's peak, and action error of every
+backend, at 1-4 threads; on a Pi 5 the one command its owner runs and attaches (--json) to a report."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ def register(subparsers) -> None:
         "bench",
         help="benchmark the backends of a bundle (or --workload lerobot-default) on this machine",
         description=(
-            "Per backend: p50/p99 predict_chunk latency, ratio to eager PyTorch fp32 in the same run, "
-            "synchronous control rate, model size, achieved GFLOP/s, action error vs fp32, and optionally "
-            "the closed-loop simulator score."
+            "Per backend and thread count: p50/p99 predict_chunk latency, ratio to the fp32 reference in the "
+            "same run (PyTorch, or ONNX Runtime where torch is not installed), synchronous control rate, model "
+            "size, achieved GOP/s and its share of this CPU's peak for the precision, action error vs fp32, the "
+            "throttle state during the run, and optionally the closed-loop simulator score. On a Pi: "
+            "`edgeact bench BUNDLE --json pi5-bench.json` and attach the file to your report."
         ),
     )
     p.add_argument("bundle", nargs="?", help="bundle directory (omit with --workload)")
@@ -21,7 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--backends", nargs="+", help="backends to run (default: all the bundle has; torch always)")
     p.add_argument("--runs", type=int, default=50, help="timed calls per backend (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per backend first (default 5)")
-    p.add_argument("--threads", type=int, help="threads per backend (default: physical cores)")
+    p.add_argument("--threads", type=_thread_list, metavar="N[,N...]",
+                   help="thread counts, e.g. 4 or 1,2,4 or 1-4 (default: 1 up to the physical cores, at most 4)")
     p.add_argument("--frames", metavar="EPISODES", help="held-out frames for the action error (default: synthetic)")
     p.add_argument("--n-frames", type=int, default=16, help="frames for the action error (default 16)")
     p.add_argument("--sim", metavar="TRACK", help="also drive each backend in the simulator on TRACK (e.g. oval)")
@@ -34,6 +38,20 @@ def register(subparsers) -> None:
                    help="instead: steps/s of tiny-preset training on EPISODES with each speed-up added in turn")
     p.add_argument("--train-steps", type=int, default=20, help="with --training: timed steps per variant and round")
     p.set_defaults(func=run)
+
+
+def _thread_list(text: str) -> list[int]:
+    """'4' -> [4]; '1,2,4' -> [1, 2, 4]; '1-4' -> [1, 2, 3, 4]."""
+    counts: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            counts += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give thread counts as 4, 1,2,4 or 1-4") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: thread counts must be >= 1")
+    return counts
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 INT8_BACKENDS = ("onnx-int8", "torch-int8")
+LITERT = "litert"  # --backends litert: the three LiteRT models (int8, fp16, fp32) for XNNPACK
 
 
 def register(subparsers) -> None:
@@ -13,8 +14,9 @@ def register(subparsers) -> None:
         help="static int8 quantization (ONNX Runtime QDQ and PyTorch int8) calibrated on episode frames",
         description=(
             "Write model.int8.onnx (ONNX Runtime static QDQ, per-channel int8 weights) and "
-            "model.int8.torchscript.pt (PyTorch int8) into the bundle, and print the action error of each "
-            "against fp32 on held-out frames: mean |int8 - fp32| / (action max - action min) per action."
+            "model.int8.torchscript.pt (PyTorch int8) into the bundle, and, for --target pi5, the LiteRT models "
+            "for XNNPACK (model.litert-int8/-fp16/.tflite, with a delegation report); print the action error of "
+            "each against fp32 on held-out frames: mean |int8 - fp32| / (action max - action min) per action."
         ),
     )
     p.add_argument("bundle", help="bundle directory written by `edgeact export`")
@@ -35,16 +37,18 @@ def register(subparsers) -> None:
                    help="also quantize the attention core (q @ k^T, softmax, weights @ V); default float")
     p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
                    help="ONNX activation calibration (default minmax)")
-    p.add_argument("--backends", nargs="+", choices=INT8_BACKENDS, default=list(INT8_BACKENDS),
-                   help="which int8 models to build (default both)")
+    p.add_argument("--backends", nargs="+", choices=(*INT8_BACKENDS, LITERT), default=None,
+                   help="which models to build (default: onnx-int8 and torch-int8, and litert for the pi5 target)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgeact.export.accuracy import ACCEPT_PERCENT
+    from edgeact.export.quantize_onnx import resolve_target
 
     failed = []
-    if "onnx-int8" in args.backends:
+    backends = args.backends or [*INT8_BACKENDS, *([LITERT] if resolve_target(args.target) == "pi5" else [])]
+    if "onnx-int8" in backends:
         from edgeact.export.quantize_onnx import quantize_bundle
 
         result = quantize_bundle(args.bundle, args.calib, frames=args.frames, heldout=args.heldout,
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                                  float_softmax=not args.int8_attention)
         if not result.accuracy.passed:
             failed.append("onnx-int8")
-    if "torch-int8" in args.backends:
+    if "torch-int8" in backends:
         from edgeact.export.quantize_torch import quantize_torch_bundle
 
         if args.keep_float or args.auto_keep:
@@ -62,7 +66,29 @@ def run(args: argparse.Namespace) -> int:
                                         target=args.target)
         if not tresult.accuracy.passed:
             failed.append("torch-int8")
+    if LITERT in backends:
+        failed += _litert(args, explicit=args.backends is not None)
     if failed:
         print(f"warning: {', '.join(failed)} above the {ACCEPT_PERCENT:g}% action-error bound; try --auto-keep 3 or "
               "--method percentile")
     return 0
+
+
+def _litert(args: argparse.Namespace, explicit: bool) -> list[str]:
+    """Build the LiteRT models; without ai-edge-litert, an error when asked for, a note when only a default."""
+    from edgeact.backends.litert_backend import runtime_available
+
+    if not runtime_available():
+        if explicit:
+            from edgeact.errors import ExportError
+
+            raise ExportError("--backends litert needs ai-edge-litert: pip install 'edgeact[litert]'")
+        print("note: no LiteRT models for the Pi 5 (pip install 'edgeact[litert]' to build them; XNNPACK's int8 is "
+              "the Pi 5's fast path, see docs/PI5.md)")
+        return []
+    from edgeact.export.quantize_litert import litert_bundle
+
+    if args.keep_float or args.auto_keep:
+        print("note: --keep-float/--auto-keep apply to onnx-int8 only")
+    results = litert_bundle(args.bundle, args.calib, frames=args.frames, heldout=args.heldout)
+    return [r.backend for r in results if not r.accuracy.passed]

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                         help="optimizer steps (default: the preset's, " +
                         ", ".join(f"{p.name} {p.steps}" for p in PRESETS.values()) + ")")
     length.add_argument("--epochs", type=float, help="passes over the training episodes")
+    p.add_argument("--size", metavar="HxW",
+                   help="frame size the model takes, e.g. 144x256: frames are centre-cropped and resized to it as the "
+                        "runtime fits camera frames (default: the preset's, else the data's)")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
                    help="global batch, split over the processes (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -62,7 +65,8 @@ def _train_args(args: argparse.Namespace) -> list[str]:
            args.precision, "--workers", str(args.workers), "--seed", str(args.seed),
            "--intervention-weight", str(args.intervention_weight)]
     for flag, value in (("--steps", args.steps), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise)):
+                        ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise),
+                        ("--size", args.size)):
         if value is not None:
             out += [flag, str(value)]
     if args.flip is not None:
@@ -74,10 +78,12 @@ def _train_args(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 or args.nnodes > 1:
         return _launch(args)
+    from edgeact.commands.sim import parse_size
     from edgeact.train import TrainConfig, train
 
     cfg = TrainConfig(
-        data=args.data, out=args.out, preset=args.preset, steps=args.steps, epochs=args.epochs,
+        data=args.data, out=args.out, preset=args.preset, image_size=parse_size(args.size) if args.size else None,
+        steps=args.steps, epochs=args.epochs,
         batch_size=args.batch_size, device=args.device, val_fraction=args.val_fraction,
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,

@@ -57,16 +57,17 @@ def verify_local(path: str | Path) -> LocalBundle:
 def choose_backend(bundle: LocalBundle, backend: str | None, hailo_device: str | None = None) -> str:
     """The backend the Pi will run: the asked one (it must be in the bundle, and a Hailo one must have a
     HEF for the Pi's board); else the bundle's HEF for the Pi's board when it has a Hailo device
-    (``hailo_device``: HAILO8L, HAILO8, HAILO10H), else int8 when quantized."""
+    (``hailo_device``: HAILO8L, HAILO8, HAILO10H), else the bundle's fastest model for the Pi 5's CPU
+    (``CPU_PREFERENCE["arm64"]``: LiteRT int8 first)."""
     from edgeact.backends.hailo_part import RUNS_ON, board_of_device
-    from edgeact.backends.registry import HAILO_PREFERENCE
+    from edgeact.backends.registry import CPU_PREFERENCE, HAILO_PREFERENCE
 
     runs = RUNS_ON.get(hailo_device or "", ())
     if backend in (None, "auto"):
         fits = [name for name in HAILO_PREFERENCE if set(bundle.hefs.get(name, ())) & set(runs)]
         if fits:
             return fits[0]
-        return "onnx-int8" if "onnx-int8" in bundle.models else "onnx"
+        return next((b for b in CPU_PREFERENCE["arm64"] if b in bundle.models), "onnx")
     if backend not in bundle.models and backend != "torch":
         raise DeployError(f"{bundle.path} has no {backend} model (it has {', '.join(bundle.models) or 'none'}); "
                           f"quantize it (edgeact quantize {bundle.path} --calib EPISODES) or pick another --backend")
@@ -91,7 +92,7 @@ def prepare_source(source: str | Path, calib: str | Path | None, backend: str | 
         return source
     if not source.exists():
         raise DeployError(f"{source} does not exist: give an export bundle or a checkpoint")
-    quantize = backend in (None, "auto", "onnx-int8")
+    quantize = backend in (None, "auto", "onnx-int8", "litert-int8", "litert-fp16", "litert")
     if quantize and calib is None:
         raise DeployError(f"{source} is a checkpoint: give --calib EPISODES to quantize it for the Pi 5 "
                           "(as the guide's script did), or --backend onnx to deploy the fp32 model")
@@ -105,5 +106,14 @@ def prepare_source(source: str | Path, calib: str | Path | None, backend: str | 
 
         log(f"quantizing {out} for the Pi 5 (int8, calibrated on {calib})")
         quantize_bundle(out, calib, target="pi5", log=log)
+        from edgeact.backends.litert_backend import runtime_available
+
+        if runtime_available():
+            from edgeact.export.quantize_litert import litert_bundle
+
+            litert_bundle(out, calib, log=log)
+        else:
+            log("note: no LiteRT models (pip install 'edgeact[litert]' here): the Pi runs onnx-int8, "
+                "~4x slower than litert-int8 by the published efficiencies (docs/PI5.md)")
     return out
 
