@@ -170,3 +170,14 @@ def test_the_backend_follows_the_pis_board(pi_bundle, tmp_path):
     assert choose_backend(local, None, None) == "onnx"
     with pytest.raises(DeployError, match=r"none that runs on the Pi's AI HAT\+ 2.*--hw-arch hailo10h.*DFC 5.x"):
         choose_backend(local, "hailo-split", "HAILO10H")
+
+
+def test_without_a_hailo_device_the_fastest_cpu_model_for_the_pis_cpu():
+    from pathlib import Path
+
+    from edgeact.deploy.bundles import LocalBundle, choose_backend
+
+    local = LocalBundle(Path("b"), {}, ("onnx", "onnx-int8", "litert", "litert-fp16", "litert-int8"))
+    assert choose_backend(local, None, None, "aarch64") == "litert-int8"  # a Pi 5: XNNPACK's int8 (docs/PI5.md)
+    assert choose_backend(local, None, None, "x86_64") == "onnx-int8"  # a loopback "Pi" in the tests
+    assert choose_backend(LocalBundle(Path("b"), {}, ("onnx", "onnx-int8")), None, None, "aarch64") == "onnx-int8"

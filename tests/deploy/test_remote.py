@@ -38,13 +38,14 @@ def _without_sha256sum(folder):
 
 
 def test_probe_output():
-    info = parse_probe("root=/home/pi/edgeact\nuser=pi\nrsync=/usr/bin/rsync\npython=/home/pi/edgeact/venv/bin/python\n"
+    info = parse_probe("root=/home/pi/edgeact\nuser=pi\nmachine=aarch64\nrsync=/usr/bin/rsync\n"
+                       "python=/home/pi/edgeact/venv/bin/python\n"
                        "runtime=0.1.0\ncurrent=bundles/rover-abc\nmeta={\"backend\": \"onnx-int8\"}\n"
                        "hash=aa  ./model.onnx\nhash=bb  ./manifest.json\n")
     assert (info.root, info.user, info.has_rsync, info.runtime, info.current) == \
         ("/home/pi/edgeact", "pi", True, "0.1.0", "rover-abc")
     assert info.hashes == {"model.onnx": "aa", "manifest.json": "bb"}
-    assert info.metadata == {"backend": "onnx-int8"}
+    assert info.metadata == {"backend": "onnx-int8"} and info.machine == "aarch64"
     bare = parse_probe("root=/r\nuser=pi\nrsync=\npython=\ncurrent=\n")
     assert (bare.has_rsync, bare.current, bare.hashes, bare.runtime) == (False, None, None, "")
     assert bare.hailo_device is None

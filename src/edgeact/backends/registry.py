@@ -56,15 +56,19 @@ def default_backend(path: str | Path) -> str:
     return cpu_backend(models)
 
 
+def cpu_arch(machine: str) -> str:
+    """The key of :data:`CPU_PREFERENCE` for a machine as ``uname -m`` names it."""
+    return "arm64" if machine.lower() in ("aarch64", "arm64") else "x86"
+
+
 def cpu_backend(models: dict | tuple | list) -> str:
     """The fastest CPU backend among ``models`` for this machine; LiteRT's only where its runtime is installed."""
     import platform
 
     from edgeact.backends.litert_backend import runtime_available
 
-    arch = "arm64" if platform.machine().lower() in ("aarch64", "arm64") else "x86"
     litert = runtime_available()
-    for name in CPU_PREFERENCE[arch]:
+    for name in CPU_PREFERENCE[cpu_arch(platform.machine())]:
         if name in models and (litert or not name.startswith("litert")):
             return name
     return "onnx"

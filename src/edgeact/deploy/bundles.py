@@ -54,20 +54,21 @@ def verify_local(path: str | Path) -> LocalBundle:
     return LocalBundle(path, files, tuple(models), hefs)
 
 
-def choose_backend(bundle: LocalBundle, backend: str | None, hailo_device: str | None = None) -> str:
+def choose_backend(bundle: LocalBundle, backend: str | None, hailo_device: str | None = None,
+                   machine: str = "aarch64") -> str:
     """The backend the Pi will run: the asked one (it must be in the bundle, and a Hailo one must have a
     HEF for the Pi's board); else the bundle's HEF for the Pi's board when it has a Hailo device
-    (``hailo_device``: HAILO8L, HAILO8, HAILO10H), else the bundle's fastest model for the Pi 5's CPU
-    (``CPU_PREFERENCE["arm64"]``: LiteRT int8 first)."""
+    (``hailo_device``: HAILO8L, HAILO8, HAILO10H), else the bundle's fastest model for the Pi's CPU
+    (``machine`` as ``uname -m`` says it; on a Pi 5, LiteRT int8 first)."""
     from edgeact.backends.hailo_part import RUNS_ON, board_of_device
-    from edgeact.backends.registry import CPU_PREFERENCE, HAILO_PREFERENCE
+    from edgeact.backends.registry import CPU_PREFERENCE, HAILO_PREFERENCE, cpu_arch
 
     runs = RUNS_ON.get(hailo_device or "", ())
     if backend in (None, "auto"):
         fits = [name for name in HAILO_PREFERENCE if set(bundle.hefs.get(name, ())) & set(runs)]
         if fits:
             return fits[0]
-        return next((b for b in CPU_PREFERENCE["arm64"] if b in bundle.models), "onnx")
+        return next((b for b in CPU_PREFERENCE[cpu_arch(machine)] if b in bundle.models), "onnx")
     if backend not in bundle.models and backend != "torch":
         raise DeployError(f"{bundle.path} has no {backend} model (it has {', '.join(bundle.models) or 'none'}); "
                           f"quantize it (edgeact quantize {bundle.path} --calib EPISODES) or pick another --backend")

@@ -71,7 +71,7 @@ def deploy_bundle(session: SshSession, bundle: LocalBundle, options: DeployOptio
     t0 = time.monotonic()
     bid = bundle.bundle_id
     info = remote.probe(session, options.root, bid)
-    backend = choose_backend(bundle, options.backend, info.hailo_device)  # the HEF for the Pi's board, if any
+    backend = choose_backend(bundle, options.backend, info.hailo_device, info.machine)  # the HEF for the Pi's board
     if info.hailo_device and backend in bundle.hefs:
         log(f"the Pi has a {info.hailo_device}: deploying {backend} (the bundle's HEF for it)")
     final = info.bundle_path(bid)

@@ -56,6 +56,7 @@ mkdir -p "$1/bundles"
 cd "$1"
 echo "root=$(pwd -P)"
 echo "user=$(id -un)"
+echo "machine=$(uname -m)"
 echo "rsync=$(command -v rsync || true)"
 if [ -x venv/bin/python ]; then py="$(pwd -P)/venv/bin/python"; else py=$(command -v python3 || true); fi
 echo "python=$py"
@@ -166,6 +167,7 @@ class RemoteInfo:
     metadata: dict[str, Any] | None = None  # its .deploy.json
     hailo_arch: str = ""  # the Hailo device's architecture (hailortcli fw-control identify): HAILO8L, ...
     hailo_pci: str = ""  # its PCI device id when sysfs shows one (0x2864: Hailo-8/8L, 0x45c4: Hailo-10H)
+    machine: str = "aarch64"  # uname -m: which CPU backends run fastest there
 
     def bundle_path(self, name: str) -> str:
         return f"{self.root}/bundles/{name}"
@@ -207,7 +209,7 @@ def parse_probe(text: str) -> RemoteInfo:
                       python=fields.get("python", ""), runtime=fields.get("runtime", ""),
                       current=current.rsplit("/", 1)[-1] if current else None,
                       hashes=hashes, metadata=metadata, hailo_arch=fields.get("hailo_arch", ""),
-                      hailo_pci=fields.get("hailo_pci", ""))
+                      hailo_pci=fields.get("hailo_pci", ""), machine=fields.get("machine") or "aarch64")
 
 
 def probe(session: SshSession, root: str, bundle_id: str = "") -> RemoteInfo:
