@@ -194,7 +194,9 @@ def test_bad_messages_are_answered_and_ignored_never_fatal(session):
 
 def test_a_message_beyond_the_socket_limit_closes_only_that_socket(session):
     _, _, code = asyncio.run(_exchange(session, ["x" * (65 * 1024)]))
-    assert code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    # The server closes with 1009 and drops the connection; when the rest of the message is still
+    # unread in its socket, the kernel resets the connection and the client sees only the drop (1006).
+    assert code in (aiohttp.WSCloseCode.MESSAGE_TOO_BIG, aiohttp.WSCloseCode.ABNORMAL_CLOSURE)
     texts, _, _ = asyncio.run(_exchange(session, [], wait_s=0.3))
     assert any(t["type"] == "status" for t in texts)  # the server carries on
 
