@@ -23,20 +23,20 @@ ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 # docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
 LAYERS = [
     {"cli", "commands"},
-    {"demo", "bench", "hailo", "teleop", "deploy", "train_bench"},
+    {"demo", "bench", "hailo", "teleop", "deploy"},
     {"drive"},
-    {ROOT, "export", "sim", "train", "inspection", "doctor", "firmware"},
+    {ROOT, "export", "sim", "training", "inspection", "doctor", "firmware"},
     {"backends", "runtime", "data"},
     {"checkpoint"},
     {"model"},
     {"normalization"},
     {"config"},
     {"bundle"},
-    {"policy", "frames", "cpu", "fileio", "distributed"},
+    {"policy", "frames", "cpu", "fileio"},
     {"errors", "version"},
 ]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
-NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle", "distributed"}
+NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "policy", "bundle"}
 # Pairs that must not import each other in either direction, and one-way rules.
 NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),
@@ -74,7 +74,7 @@ def imported_nodes(path: Path, submodules: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path)[:-1]
     found: set[str] = set()
-    # An `if __name__ == "__main__":` block is a script entry point (`python -m edgeact.train`
+    # An `if __name__ == "__main__":` block is a script entry point (`python -m edgeact.training`
     # hands over to the command line): it runs only when executed, so no importer of the
     # module depends on what it imports.
     entry = {id(node) for stmt in tree.body if _is_main_guard(stmt) for node in ast.walk(stmt)}

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.training:
         import torch
 
-        from edgeact.train_bench import bench_training, format_table
+        from edgeact.training.benchmark import bench_training, format_table
 
         timings = bench_training(args.training, steps=args.train_steps, progress=lambda m: print(m, flush=True))
         print()

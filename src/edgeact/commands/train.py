@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", "--data_dir", dest="data", required=True, type=Path, help="episodes directory")
     p.add_argument("--out", "--output_dir", dest="out", required=True, type=Path, help="output directory")
-    from edgeact.train import PRESETS, TINY
+    from edgeact.training.loop import PRESETS, TINY
 
     p.add_argument("--preset", default=TINY.name, choices=list(PRESETS),
                    help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + " (default %(default)s)")
@@ -74,7 +74,7 @@ def _train_args(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 or args.nnodes > 1:
         return _launch(args)
-    from edgeact.train import TrainConfig, train
+    from edgeact.training.loop import TrainConfig, train
 
     cfg = TrainConfig(
         data=args.data, out=args.out, preset=args.preset, steps=args.steps, epochs=args.epochs,
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace) -> int:
     import subprocess
 
-    from edgeact.distributed import torchrun_argv
+    from edgeact.training.distributed import torchrun_argv
 
     cmd = torchrun_argv(args.nproc, _train_args(args), nnodes=args.nnodes, node_rank=args.node_rank,
                         master=args.master)

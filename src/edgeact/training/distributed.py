@@ -104,7 +104,7 @@ def shutdown(ctx: DistContext) -> None:
 
 def torchrun_argv(nproc: int, train_args: list[str], *, nnodes: int = 1, node_rank: int = 0,
                   master: str | None = None) -> list[str]:
-    """The torchrun command that runs ``python -m edgeact.train TRAIN_ARGS`` on ``nproc`` processes per node.
+    """The torchrun command that runs ``python -m edgeact.training TRAIN_ARGS`` on ``nproc`` processes per node.
 
     One node: torchrun picks a free local port (``--standalone``). Several nodes: every node
     runs the same command with its own ``node_rank``; ``master`` is node 0's HOST:PORT.
@@ -120,4 +120,4 @@ def torchrun_argv(nproc: int, train_args: list[str], *, nnodes: int = 1, node_ra
             raise ConfigError(f"several nodes need --node-rank in [0, {nnodes}) and --master HOST:PORT (node 0's "
                               f"address and a free port on it), got --node-rank {node_rank} --master {master}")
         cmd += ["--nnodes", str(nnodes), "--node-rank", str(node_rank), "--master-addr", host, "--master-port", port]
-    return [*cmd, "-m", "edgeact.train", *train_args]
+    return [*cmd, "-m", "edgeact.training", *train_args]

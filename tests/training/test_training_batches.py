@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from edgeact.data.loading import GlobalBatchSampler, Prefetcher
 from edgeact.errors import DataError
+from edgeact.training.batches import GlobalBatchSampler, Prefetcher
 
 
 def test_sampler_resumes_exactly_where_a_run_stopped_and_covers_each_epoch():

@@ -34,7 +34,7 @@ class GlobalBatchSampler:
     """Index lists for one rank: its slice of global batch ``k`` for steps ``start_step`` on (endless).
 
     ``weights`` (one per sample): draw samples with replacement in proportion to them instead
-    of a permutation (e.g. human takeovers more often, :func:`edgeact.train.intervention_weights`).
+    of a permutation (e.g. human takeovers more often, :func:`edgeact.training.loop.intervention_weights`).
     """
 
     def __init__(self, num_samples: int, global_batch: int, *, rank: int = 0, world_size: int = 1, seed: int = 0,

@@ -53,11 +53,11 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     from edgeact.cpu import keep_freed_memory
     from edgeact.data.dataset import EpisodeDataset
     from edgeact.data.episodes import load_episodes
-    from edgeact.data.loading import GlobalBatchSampler, Prefetcher
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import make_normalizers
-    from edgeact.train import _loss_model, _train_step, get_preset, model_config, native_bf16
+    from edgeact.training.batches import GlobalBatchSampler, Prefetcher
+    from edgeact.training.loop import _loss_model, _train_step, get_preset, model_config, native_bf16
 
     keep_freed_memory()  # as edgeact train runs
     device = torch.device("cpu")

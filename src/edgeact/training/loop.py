@@ -136,8 +136,8 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
     batch over the processes and only rank 0 writes. It tunes the process's memory allocator
     for training (:func:`edgeact.cpu.keep_freed_memory`).
     """
-    from edgeact import distributed
     from edgeact.cpu import keep_freed_memory
+    from edgeact.training import distributed
 
     keep_freed_memory()
 
@@ -152,13 +152,13 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
 def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> TrainResult:
     import torch
 
-    from edgeact import distributed
     from edgeact.data.dataset import EpisodeDataset, split_episodes
     from edgeact.data.episodes import load_episodes
-    from edgeact.data.loading import GlobalBatchSampler, Prefetcher, spare_core
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import imagenet_stats, make_normalizers
+    from edgeact.training import distributed
+    from edgeact.training.batches import GlobalBatchSampler, Prefetcher, spare_core
 
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     episodes = load_episodes(cfg.data)
@@ -512,11 +512,3 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     fig.tight_layout()
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
-
-
-if __name__ == "__main__":  # torchrun --nproc-per-node N -m edgeact.train --data D --out O ...
-    import sys
-
-    from edgeact.cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))

@@ -8,7 +8,7 @@ import pytest
 import edgeact
 from edgeact.errors import ConfigError, DataError
 from edgeact.sim.record import record_episodes
-from edgeact.train import TrainConfig, model_config, train
+from edgeact.training.loop import TrainConfig, model_config, train
 
 SMALL = {"dim_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_encoder_layers": 1,
          "n_vae_encoder_layers": 1, "latent_dim": 8, "chunk_size": 8, "n_action_steps": 8}
@@ -94,7 +94,7 @@ def test_train_cli(episodes, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
-    from edgeact.train_bench import VARIANTS, bench_training, format_table
+    from edgeact.training.benchmark import VARIANTS, bench_training, format_table
 
     timings = bench_training(episodes, steps=1, rounds=1, progress=lambda _: None)
     assert [t.variant for t in timings] == list(VARIANTS)
@@ -105,8 +105,8 @@ def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
 def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
     from edgeact.data.dataset import EpisodeDataset
     from edgeact.data.episodes import EpisodeWriter, load_episodes
-    from edgeact.data.loading import GlobalBatchSampler
-    from edgeact.train import intervention_weights
+    from edgeact.training.batches import GlobalBatchSampler
+    from edgeact.training.loop import intervention_weights
 
     for e in range(2):
         with EpisodeWriter(tmp_path / f"episode_{e:03d}", fps=30, intervention_column=True) as w:
