@@ -23,7 +23,7 @@ import numpy as np
 from edgeact.drive import DEFAULT_TRACK
 from edgeact.fileio import atomic_write_json, atomic_write_text
 from edgeact.runtime.config import RuntimeConfig
-from edgeact.training.loop import TINY, Preset
+from edgeact.training.presets import TINY, Preset
 
 PRESET = TINY  # the demo records at this preset's frame size and trains it
 

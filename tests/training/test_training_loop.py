@@ -8,7 +8,7 @@ import pytest
 import edgeact
 from edgeact.errors import ConfigError, DataError
 from edgeact.sim.record import record_episodes
-from edgeact.training.loop import TrainConfig, model_config, train
+from edgeact.training.loop import TrainConfig, train
 
 SMALL = {"dim_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_encoder_layers": 1,
          "n_vae_encoder_layers": 1, "latent_dim": 8, "chunk_size": 8, "n_action_steps": 8}
@@ -72,15 +72,6 @@ def test_one_episode_is_not_enough(tmp_path):
     record_episodes(tmp_path / "one", 1, image_size=(64, 96), seconds=1.0)
     with pytest.raises(DataError, match="at least 2"):
         small_train(tmp_path / "one", tmp_path / "run")
-
-
-def test_presets():
-    tiny = model_config("tiny", (96, 128), 2, 2, pretrained=False)
-    rover = model_config("rover", (360, 640), 2, 2, pretrained=True)
-    assert tiny.dim_model < rover.dim_model and rover.chunk_size == 30
-    assert rover.pretrained_backbone_weights == "ResNet18_Weights.IMAGENET1K_V1"
-    with pytest.raises(ConfigError, match="unknown preset"):
-        model_config("huge", (96, 128), 2, 2, pretrained=False)
 
 
 def test_train_cli(episodes, tmp_path, capsys):

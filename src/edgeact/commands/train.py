@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", "--data_dir", dest="data", required=True, type=Path, help="episodes directory")
     p.add_argument("--out", "--output_dir", dest="out", required=True, type=Path, help="output directory")
-    from edgeact.training.loop import PRESETS, TINY
+    from edgeact.training.presets import PRESETS, TINY
 
     p.add_argument("--preset", default=TINY.name, choices=list(PRESETS),
                    help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + " (default %(default)s)")

@@ -57,7 +57,8 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import make_normalizers
     from edgeact.training.batches import GlobalBatchSampler, Prefetcher
-    from edgeact.training.loop import _loss_model, _train_step, get_preset, model_config, native_bf16
+    from edgeact.training.loop import _loss_model, _train_step, native_bf16
+    from edgeact.training.presets import get_preset, model_config
 
     keep_freed_memory()  # as edgeact train runs
     device = torch.device("cpu")
