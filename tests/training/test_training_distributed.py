@@ -132,7 +132,7 @@ def test_nproc_launches_torchrun_with_the_same_training_options():
 
 
 def test_global_batch_must_split_over_processes(episodes, tmp_path, monkeypatch):
-    from edgeact.training.batches import GlobalBatchSampler
+    from edgeact.training.sampler import GlobalBatchSampler
 
     with pytest.raises(ConfigError, match="multiple of 3"):
         GlobalBatchSampler(100, 8, rank=0, world_size=3)

@@ -92,12 +92,12 @@ def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
     ran = [t for t in timings if not t.skipped]
     assert len(ran) >= 4 and all(t.seconds_per_step > 0 for t in ran)
     table = format_table(timings, 1)
-    assert "| reference: fp32" in table and "1.00x" in table and "prefetch thread" in table
+    assert "| reference: fp32" in table and "1.00x" in table and "decoded-frame cache" in table
 def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
     from edgeact.data.dataset import EpisodeDataset
     from edgeact.data.episodes import EpisodeWriter, load_episodes
-    from edgeact.training.batches import GlobalBatchSampler
     from edgeact.training.loop import intervention_weights
+    from edgeact.training.sampler import GlobalBatchSampler
 
     for e in range(2):
         with EpisodeWriter(tmp_path / f"episode_{e:03d}", fps=30, intervention_column=True) as w:

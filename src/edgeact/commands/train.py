@@ -35,7 +35,8 @@ def register(subparsers) -> None:
                    "are steering/throttle)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror samples")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 autocast where the CPU/GPU computes bf16 natively, else fp32; weights stay fp32")
+                   help="auto: where the device computes bf16 natively, on CUDA the faster of bf16 autocast and fp32 "
+                   "(TF32) timed over a few steps, on the CPU bf16; else fp32. Weights and checkpoints stay fp32")
     p.add_argument("--backbone-weights", type=Path,
                    help="torchvision ResNet18 ImageNet state dict (.pth/.safetensors) to start from")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
@@ -44,7 +45,13 @@ def register(subparsers) -> None:
     p.add_argument("--intervention-weight", type=float, default=1.0, metavar="W",
                    help="draw the steps where a person took over (recorded by edgeact drive) W times as often "
                    "(default 1: as often as any other)")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--frame-cache", choices=["auto", "off"], default="auto",
+                   help="auto: decode every frame once at the model's size into a memory-mapped cache beside the "
+                   "episodes (DATA/.edgeact-cache, rebuilt when they change), when it fits on the disk; off: decode "
+                   "frames as batches load (default %(default)s)")
+    p.add_argument("--frame-cache-dir", type=Path, metavar="DIR", help="where the frame cache lives instead")
+    p.add_argument("--workers", type=int, default=0,
+                   help="loader processes decoding frames, where there is no frame cache (default 0: this process)")
     p.add_argument("--seed", type=int, default=0)
     dist = p.add_argument_group("several processes (DDP through torchrun; gloo on CPU, NCCL on GPUs)")
     dist.add_argument("--nproc", type=int, default=1, metavar="N",
@@ -60,9 +67,10 @@ def _train_args(args: argparse.Namespace) -> list[str]:
     out = ["--data", str(args.data), "--out", str(args.out), "--preset", args.preset, "--device", args.device,
            "--val-fraction", str(args.val_fraction), "--eval-every", str(args.eval_every), "--precision",
            args.precision, "--workers", str(args.workers), "--seed", str(args.seed),
-           "--intervention-weight", str(args.intervention_weight)]
+           "--intervention-weight", str(args.intervention_weight), "--frame-cache", args.frame_cache]
     for flag, value in (("--steps", args.steps), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise)):
+                        ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise),
+                        ("--frame-cache-dir", args.frame_cache_dir)):
         if value is not None:
             out += [flag, str(value)]
     if args.flip is not None:
@@ -82,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
         intervention_weight=args.intervention_weight, flip=args.flip, precision=args.precision,
+        frame_cache=args.frame_cache, cache_dir=args.frame_cache_dir,
     )
     train(cfg)
     return 0

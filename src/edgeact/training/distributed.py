@@ -25,6 +25,7 @@ class DistContext:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1  # processes on this machine
 
     @property
     def enabled(self) -> bool:
@@ -42,11 +43,12 @@ def from_environment() -> DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     except ValueError as err:
-        raise ConfigError(f"bad torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK): {err}") from None
+        raise ConfigError(f"bad torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK/LOCAL_WORLD_SIZE): {err}") from None
     if world < 1 or not 0 <= rank < world:
         raise ConfigError(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}")
-    return DistContext(rank=rank, local_rank=local, world_size=world)
+    return DistContext(rank=rank, local_rank=local, world_size=world, local_world_size=max(1, local_world))
 
 
 def init(ctx: DistContext, device):

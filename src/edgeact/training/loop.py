@@ -8,7 +8,6 @@ Output: ``OUT/best`` and ``OUT/last`` LeRobot pretrained directories (LeRobot lo
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -18,12 +17,17 @@ from typing import Any
 
 import numpy as np
 
-from edgeact.config import ACTION, OBS_IMAGE_PREFIX, OBS_STATE, ACTConfig
+from edgeact.config import ACTION, ACTConfig
 from edgeact.errors import ConfigError, DataError
-from edgeact.fileio import atomic_save
+from edgeact.training.outputs import (
+    append_log,
+    coverage,
+    plot_losses,
+    resume_state,
+    save_checkpoint,
+    save_training_state,
+)
 from edgeact.training.presets import TINY, get_preset, model_config
-
-CAMERA_KEY = OBS_IMAGE_PREFIX + "cam_front"
 
 
 @dataclass
@@ -39,7 +43,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "auto"
-    num_workers: int = 0
+    num_workers: int = 0  # loader processes decoding frames, without the frame cache
     augment: bool = True
     flip: bool | None = None  # mirror half the samples; None: when the data's actions are mirror-symmetric
     precision: str = "auto"  # auto: bf16 autocast where the hardware has native bf16, else fp32
@@ -48,6 +52,8 @@ class TrainConfig:
     eval_every: int = 200
     grad_clip_norm: float = 10.0
     state_noise: float | None = None  # None: the preset's
+    frame_cache: str = "auto"  # auto: decode every frame once into a cache (when it fits on disk); off: per batch
+    cache_dir: Path | None = None  # where the frame cache lives; None: DATA/.edgeact-cache
     intervention_weight: float = 1.0  # steps where a person took over (edgeact drive) are drawn this much more often
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -86,13 +92,22 @@ def train(cfg: TrainConfig, progress: Callable[[str], None] = print) -> TrainRes
 def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> TrainResult:
     import torch
 
-    from edgeact.data.dataset import EpisodeDataset, split_episodes
+    from edgeact.data.dataset import EpisodeDataset, ImageAugment, split_episodes
     from edgeact.data.episodes import load_episodes
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import imagenet_stats, make_normalizers
     from edgeact.training import distributed
-    from edgeact.training.batches import GlobalBatchSampler, Prefetcher, spare_core
+    from edgeact.training.pipeline import TrainBatches, main_process_threads
+    from edgeact.training.sampler import GlobalBatchSampler
+    from edgeact.training.step import (
+        CAMERA_KEY,
+        LossModel,
+        TrainStep,
+        cuda_settings,
+        make_optimizer,
+        use_cuda_graph,
+    )
 
     torch.manual_seed(cfg.seed)  # the same initial weights in every process
     episodes = load_episodes(cfg.data)
@@ -104,7 +119,7 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     state_dim, action_dim = episodes[0].states.shape[1], episodes[0].actions.shape[1]
 
     if cfg.resume:
-        config, state = _resume_state(cfg.out)
+        config, state = resume_state(cfg.out)
     else:
         if ctx.is_main:
             (cfg.out / "log.jsonl").unlink(missing_ok=True)  # a fresh run does not continue an old log
@@ -113,6 +128,9 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
                               cfg.backbone_weights is not None, cfg.overrides)
         state = None
     _check_shapes(config, data_size, state_dim, action_dim, cfg)
+    main_process_threads(device, ctx.local_world_size, cfg.num_workers)
+    if device.type == "cuda":
+        cuda_settings()
 
     stats = compute_stats(train_eps)
     if cfg.backbone_weights is not None:
@@ -123,12 +141,11 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     policy.to(device)
     policy.model.backbone.use_channels_last(config.image_size, device.type)
     normalizers = make_normalizers(config, stats).to(device)
-    optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr,
-                                  weight_decay=config.optimizer_weight_decay, **_adamw_impl(device))
+    graph = use_cuda_graph(device, ctx.world_size)
+    optimizer = make_optimizer(policy, config.optimizer_lr, config.optimizer_weight_decay, device, capturable=graph)
     flip = _resolve_flip(cfg.flip, train_eps, progress)
-    train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, augment=cfg.augment,
-                               flip=flip)
-    val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size, augment=False)
+    train_set = EpisodeDataset(train_eps, config.chunk_size, image_size=config.image_size, flip=flip)
+    val_set = EpisodeDataset(val_eps, config.chunk_size, image_size=config.image_size)
     preset = get_preset(cfg.preset)
     batch_size = cfg.batch_size or preset.batch_size
     state_noise = preset.state_noise if cfg.state_noise is None else cfg.state_noise
@@ -146,69 +163,125 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
     total_steps = _total_steps(cfg, sampler.batches_per_epoch)
     if start_step >= total_steps:
         raise ConfigError(f"checkpoint is already at step {start_step} >= {total_steps}; ask for more --steps")
-    autocast = _autocast_dtype(cfg.precision, device)
-    model = _loss_model(policy)
+    if tuple(config.image_size) != tuple(data_size):
+        progress(f"frames are {data_size[0]}x{data_size[1]}; the {cfg.preset} model takes "
+                 f"{config.image_size[0]}x{config.image_size[1]}, so they are resized as they are decoded "
+                 "(the runtime resizes camera frames the same way)")
+    train_frames, val_frames = _frame_sources(cfg, ctx, episodes, train_eps, val_eps, config.image_size, progress)
+    batches = TrainBatches(train_set, sampler, device, frames=train_frames, seed=cfg.seed, augment=cfg.augment,
+                           workers=cfg.num_workers)
+    augment = ImageAugment() if cfg.augment else None
+
+    def make_step(dtype, model=None, opt=None, quiet=False) -> TrainStep:
+        return TrainStep(model or LossModel(policy), normalizers, opt or optimizer, grad_clip_norm=cfg.grad_clip_norm,
+                         state_noise=state_noise, autocast=dtype, augment=augment, graph=graph,
+                         progress=(lambda _: None) if quiet else progress)
+
+    autocast = _choose_precision(cfg, ctx, device, policy, optimizer, batches, make_step, progress)
+    model: torch.nn.Module = LossModel(policy)
     if ctx.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    torch.manual_seed(cfg.seed * 1000 + ctx.rank + start_step)  # dropout, augmentation: own draws per rank
+    step_fn = make_step(autocast, model)
+    torch.manual_seed(cfg.seed * 1000 + ctx.rank + start_step)  # dropout, VAE, state noise: own draws per rank
 
-    if tuple(config.image_size) != tuple(data_size):
-        progress(f"frames are {data_size[0]}x{data_size[1]}; the {cfg.preset} model takes "
-                 f"{config.image_size[0]}x{config.image_size[1]}, so they are resized as they load "
-                 "(record at that size to skip it; the runtime resizes camera frames the same way)")
     where = f"{ctx.world_size} processes on {device.type}" if ctx.enabled else str(device)
     progress(f"training {cfg.preset} preset: {len(train_eps)} train / {len(val_eps)} val episodes, "
              f"{len(train_set)} samples, image {config.image_size[0]}x{config.image_size[1]}, "
              f"batch {batch_size}, {total_steps} steps on {where}, "
-             f"{'bf16 autocast' if autocast else 'fp32'}, horizontal flip {'on' if flip else 'off'}")
+             f"{'bf16 autocast' if autocast else 'fp32'}{', CUDA graph' if graph else ''}, "
+             f"horizontal flip {'on' if flip else 'off'}")
     meta = {"fps": fps, "preset": cfg.preset, "train_episodes": [e.name for e in train_eps],
-            "val_episodes": [e.name for e in val_eps], "training_data": _coverage(episodes)}
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                         persistent_workers=cfg.num_workers > 0)
-    prefetch = cfg.num_workers == 0 and spare_core(torch.get_num_threads())
-    batches = Prefetcher(iter(loader)) if prefetch else iter(loader)
+            "val_episodes": [e.name for e in val_eps], "training_data": coverage(episodes)}
     started = time.monotonic()
-    step, train_seconds = start_step, 0.0
-    bar = _progress_bar(total_steps, start_step) if ctx.is_main else None
+    step, eval_seconds = start_step, 0.0
+    bar = _ProgressBar(total_steps, start_step) if ctx.is_main else None
     policy.train()
     try:
         while step < total_steps:
-            t0 = time.monotonic()
-            logs = _train_step(model, normalizers, optimizer, next(batches), device, cfg.grad_clip_norm, state_noise,
-                               autocast)
-            train_seconds += time.monotonic() - t0
+            logs = step_fn(next(batches))
             step += 1
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.3f}", l1=f"{logs['l1_loss']:.3f}")
+                bar.update(logs)
             if step % cfg.eval_every == 0 or step == total_steps:
-                logs = distributed.mean_over_ranks(ctx, logs, device)  # the global batch's losses, not rank 0's
-                if ctx.is_main:
-                    val_l1 = evaluate_l1(policy, normalizers, val_set, device)
-                    record = {"step": step, **logs, "val_l1": val_l1, "seconds": time.monotonic() - started}
+                t0 = time.monotonic()
+                values = distributed.mean_over_ranks(ctx, {k: float(v) for k, v in logs.items()}, device)
+                if ctx.is_main:  # the global batch's losses (mean over ranks), not rank 0's
+                    val_l1 = evaluate_l1(policy, normalizers, val_set, val_frames, device)
+                    record = {"step": step, **values, "val_l1": val_l1, "seconds": time.monotonic() - started}
                     history.append(record)
-                    _append_log(cfg.out, record)
+                    append_log(cfg.out, record)
                     if val_l1 < best["val_l1"]:
                         best = {"val_l1": val_l1, "step": step}
-                        _save(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
-                    _save(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
-                    _save_training_state(cfg.out, policy, optimizer, step, best, history)
+                        save_checkpoint(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
+                    save_checkpoint(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
+                    save_training_state(cfg.out, policy, optimizer, step, best, history)
                     policy.train()
-                    progress(f"step {step}: loss {logs['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
+                    progress(f"step {step}: loss {values['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
                 distributed.barrier(ctx)  # the others wait while rank 0 validates and writes
+                eval_seconds += time.monotonic() - t0
     finally:
-        if isinstance(batches, Prefetcher):
-            batches.close()
+        batches.close()
     if bar is not None:
         bar.close()
     if ctx.is_main:
         plot_losses(history, cfg.out / "loss.png")
     seconds = time.monotonic() - started
+    train_seconds = seconds - eval_seconds  # the last validation waited for every step's kernels
     rate = (step - start_step) / train_seconds if train_seconds > 0 else 0.0
     progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
              f"model in {cfg.out / 'best'} ({seconds:.0f} s, {rate:.2f} steps/s)")
     return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history, rate)
+
+
+def _frame_sources(cfg: TrainConfig, ctx, episodes, train_eps, val_eps, size, progress):
+    """The cached frames of the training and validation items, or (None, None) to decode them as they load."""
+    from edgeact.training.pipeline import CachedFrames, frame_cache
+
+    cache = frame_cache(episodes, tuple(size), cfg.data, mode=cfg.frame_cache, directory=cfg.cache_dir, ctx=ctx,
+                        progress=progress)
+    if cache is None:
+        return None, None
+    position = {id(ep): i for i, ep in enumerate(episodes)}
+
+    def rows(subset):
+        return cache.rows([position[id(ep)] for ep in subset], [len(ep) for ep in subset])
+
+    return CachedFrames(cache, rows(train_eps)), CachedFrames(cache, rows(val_eps))
+
+
+def _choose_precision(cfg: TrainConfig, ctx, device, policy, optimizer, batches, make_step, progress):
+    """The autocast dtype (None: fp32). Where ``--precision auto`` leaves a choice on one CUDA process,
+    both are timed for a few steps on copies of the model: which is faster depends on the GPU and the
+    batch (on an H200, bf16 was slower than fp32 at batch 8 and 1.75x faster at batch 64)."""
+    import copy
+
+    from edgeact.training.step import (
+        LossModel,
+        eager_precision,
+        make_optimizer,
+        measure_precisions,
+        precision_candidates,
+    )
+
+    candidates = precision_candidates(cfg.precision, device)
+    if len(candidates) == 1:
+        return candidates[0]
+    if device.type != "cuda" or ctx.enabled:
+        return eager_precision(candidates, device, batches.sampler.per_rank)
+
+    def probe(dtype):
+        twin = copy.deepcopy(policy)
+        opt = make_optimizer(twin, optimizer.defaults["lr"], optimizer.defaults["weight_decay"], device,
+                             capturable=True)
+        opt.load_state_dict(optimizer.state_dict())
+        return make_step(dtype, LossModel(twin), opt, quiet=True)
+
+    seconds = measure_precisions(probe, batches.batch_at(batches.sampler.start_step), candidates)
+    choice = min(candidates, key=lambda d: seconds["fp32" if d is None else "bf16"])
+    progress("precision auto: " + ", ".join(f"{name} {s * 1000:.1f} ms" for name, s in seconds.items())
+             + f" per step measured; training in {'bf16 autocast' if choice else 'fp32'}")
+    return choice
 
 
 def intervention_weights(train_set, weight: float, progress: Callable[[str], None] = print) -> np.ndarray | None:
@@ -228,92 +301,6 @@ def intervention_weights(train_set, weight: float, progress: Callable[[str], Non
     return np.where(flags, w, 1.0)
 
 
-def _loss_model(policy):
-    """The policy with its training loss as ``forward``: DDP syncs gradients through ``forward``."""
-    import torch
-
-    class LossModel(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.policy = policy
-
-        def forward(self, images, state, actions, pad):
-            return self.policy.compute_loss(images, state, actions, pad)
-
-    return LossModel()
-
-
-def _train_step(model, normalizers, optimizer, batch, device, grad_clip_norm: float,
-                state_noise: float, autocast=None, channels_last: bool = True) -> dict[str, float]:
-    import torch
-
-    images, state, actions, pad = _prepare(batch, normalizers, device, channels_last)
-    if state_noise > 0:
-        state = state + state_noise * torch.randn_like(state)
-    with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-        loss, logs = model(images, state, actions, pad)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-    optimizer.step()
-    return logs
-
-
-def _prepare(batch, normalizers, device, channels_last: bool = True):
-    import torch
-
-    image = normalizers[CAMERA_KEY.replace(".", "_")](batch[CAMERA_KEY].to(device, non_blocking=True))
-    if channels_last:  # after normalizing: a per-channel op is slower on the channels-last layout
-        image = image.contiguous(memory_format=torch.channels_last)
-    images = [image]
-    state = normalizers[OBS_STATE.replace(".", "_")](batch[OBS_STATE].to(device))
-    actions = normalizers[ACTION](batch[ACTION].to(device))
-    return images, state, actions, batch["action_is_pad"].to(device)
-
-
-def _adamw_impl(device) -> dict[str, Any]:
-    """The fused AdamW kernel (one pass over all parameters) where PyTorch has it, else foreach."""
-    import torch
-
-    if device.type in ("cpu", "cuda") and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
-        return {"fused": True}
-    return {"foreach": True}
-
-
-def native_bf16(device) -> bool:
-    """True when ``device`` computes bf16 natively (CUDA with bf16; a CPU with AVX512-BF16 or AMX)."""
-    import torch
-
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
-        if check is None or not check():
-            return False
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-        # oneDNN also "supports" bf16 on plain AVX512 by emulation, which is slower than fp32
-        return " avx512_bf16" in flags or " amx_bf16" in flags
-    return False
-
-
-def _autocast_dtype(precision: str, device):
-    """The autocast dtype for ``precision`` (None: plain fp32). Weights and checkpoints stay fp32."""
-    import torch
-
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    if precision == "fp32":
-        return None
-    native = native_bf16(device)
-    if precision == "bf16" and not native:
-        raise ConfigError(f"--precision bf16: {device.type} has no native bf16 here (it would be emulated, slower "
-                          "than fp32); use --precision fp32 or auto")
-    return torch.bfloat16 if native else None
-
-
 def _resolve_flip(flip: bool | None, episodes, progress: Callable[[str], None]) -> bool:
     from edgeact.data.dataset import mirror_signs
 
@@ -325,25 +312,21 @@ def _resolve_flip(flip: bool | None, episodes, progress: Callable[[str], None]) 
     return flip
 
 
-def _coverage(episodes) -> dict[str, Any]:
-    """Which tracks and appearance seeds the episodes hold (simulator episodes say so in meta.json)."""
-    tracks = sorted({str(e.meta["track"]) for e in episodes if "track" in e.meta})
-    seeds = sorted({int(e.meta["appearance_seed"]) for e in episodes if "appearance_seed" in e.meta})
-    return {"tracks": tracks, "appearance_seeds": seeds, "episodes": len(episodes)}
-
-
-def evaluate_l1(policy, normalizers, dataset, device, batch_size: int = 64) -> float:
+def evaluate_l1(policy, normalizers, dataset, frames, device, batch_size: int = 64) -> float:
     """Mean |predicted - true| action over non-padded chunk steps, in real units, VAE off."""
     import torch
 
+    from edgeact.training.pipeline import eval_batches
+    from edgeact.training.step import prepare
+
     policy.eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     total, count = 0.0, 0
     with torch.no_grad():
-        for batch in loader:
-            images, state, _, pad = _prepare(batch, normalizers, device)
+        for batch in eval_batches(dataset, frames, batch_size):
+            batch = batch.to(device)
+            images, state, _, pad = prepare(batch, normalizers, augment=None)
             pred = normalizers[ACTION].inverse(policy(images, state))
-            err = (pred - batch[ACTION].to(device)).abs() * (~pad).unsqueeze(-1)
+            err = (pred - batch.actions).abs() * (~pad).unsqueeze(-1)
             total += float(err.sum())
             count += int((~pad).sum()) * pred.shape[-1]
     return total / max(count, 1)
@@ -384,65 +367,25 @@ def _device(name: str):
     return torch.device(name)
 
 
-def _save(policy, stats, path: Path, meta: dict[str, Any]) -> None:
-    from edgeact.checkpoint import save_pretrained
+class _ProgressBar:
+    """The step bar, with the loss shown as often as the bar redraws: reading it waits for the device."""
 
-    save_pretrained(policy, stats, path, fps=meta["fps"], extra_meta=meta)
+    def __init__(self, total: int, initial: int) -> None:
+        import sys
 
+        from tqdm import tqdm
 
-def _save_training_state(path: Path, policy, optimizer, step: int, best: dict, history: list) -> None:
-    import torch
+        # Redirected to a file, a bar redrawn ten times a second buries the log.
+        interval = 0.5 if sys.stderr.isatty() else 30.0
+        self._bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True,
+                         mininterval=interval)
+        self._shown = time.monotonic()
 
-    state = {"policy": policy.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "best": best, "history": history}
-    atomic_save(path / "training_state.pt", lambda tmp: torch.save(state, tmp))
+    def update(self, logs) -> None:
+        self._bar.update(1)
+        if time.monotonic() - self._shown >= self._bar.mininterval:
+            self._bar.set_postfix(loss=f"{float(logs['loss']):.3f}", l1=f"{float(logs['l1_loss']):.3f}")
+            self._shown = time.monotonic()
 
-
-def _resume_state(out: Path) -> tuple[ACTConfig, dict[str, Any]]:
-    import torch
-
-    state_file = out / "training_state.pt"
-    if not state_file.is_file():
-        raise ConfigError(f"--resume: no {state_file}; start without --resume")
-    config = ACTConfig.from_json(out / "last" / "config.json")
-    return config, torch.load(state_file, map_location="cpu", weights_only=False)
-
-
-def _append_log(out: Path, record: dict[str, float]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _progress_bar(total: int, initial: int):
-    import sys
-
-    from tqdm import tqdm
-
-    # Redirected to a file, a bar redrawn ten times a second buries the log.
-    interval = 0.5 if sys.stderr.isatty() else 30.0
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, mininterval=interval)
-
-
-def plot_losses(history: list[dict[str, float]], path: Path) -> None:
-    """Training loss and validation action error against step, as a PNG."""
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [h["step"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax1.plot(steps, [h["loss"] for h in history], label="loss (L1 + kl·KL)")
-    ax1.plot(steps, [h["l1_loss"] for h in history], label="L1 (normalized)")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("step")
-    ax1.legend()
-    ax2.plot(steps, [h["val_l1"] for h in history], color="C2")
-    ax2.set_xlabel("step")
-    ax2.set_ylabel("validation action L1 (real units)")
-    fig.tight_layout()
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
+    def close(self) -> None:
+        self._bar.close()

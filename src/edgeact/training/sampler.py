@@ -1,29 +1,17 @@
-"""Batches for training: one global sample order shared by every process, and a prefetcher.
+"""One global sample order shared by every process.
 
-Why a global order: with several processes (DDP) each must train on its own slice of the
-*same* global batch, so that N processes on batch B/N each compute what one process on
-batch B would, and so that a run resumed with another number of processes continues with
-exactly the samples the original run would have seen next. :class:`GlobalBatchSampler`
-draws one permutation per epoch from ``(seed, epoch)`` (identical on every rank), cuts it
-into global batches, and gives rank ``r`` the ``r``-th slice of each. Its position is the
-optimizer step, so resuming needs only the step.
-
-Why a prefetcher: with ``num_workers=0`` the DataLoader builds each batch (decode, augment,
-collate) in the training thread, between steps. :class:`Prefetcher` builds the next batches
-on a background thread while the step runs (both spend their time in C code that releases
-the GIL), so the step never waits for data unless data is slower than compute. It pays only
-with a core that torch's threads leave free: on 2 cores with torch on both, the thread
-competes with the step and a step took 164 ms instead of 128 ms (`edgeact bench --training`),
-so :func:`spare_core` decides.
+With several processes (DDP) each must train on its own slice of the *same* global batch,
+so that N processes on batch B/N each compute what one process on batch B would, and so
+that a run resumed with another number of processes continues with exactly the samples the
+original run would have seen next. :class:`GlobalBatchSampler` draws one permutation per
+epoch from ``(seed, epoch)`` (identical on every rank), cuts it into global batches, and
+gives rank ``r`` the ``r``-th slice of each. Its position is the optimizer step, so resuming
+needs only the step.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
@@ -82,55 +70,3 @@ class GlobalBatchSampler:
         while True:
             yield self.indices(step)
             step += 1
-
-
-def spare_core(torch_threads: int) -> bool:
-    """Whether a batch-building thread would have a core that the step's threads do not use."""
-    return (os.cpu_count() or 1) > torch_threads
-
-
-class Prefetcher:
-    """Iterates ``batches`` on a daemon thread, ``depth`` batches ahead. ``close()`` stops it."""
-
-    _END = object()
-
-    def __init__(self, batches: Iterator[Any], depth: int = 3) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(iter(batches),), name="batch-prefetch", daemon=True)
-        self._thread.start()
-
-    def _fill(self, batches: Iterator[Any]) -> None:
-        try:
-            for batch in batches:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._queue.put(self._END)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            self._queue.put(err)
-
-    def __iter__(self) -> Prefetcher:
-        return self
-
-    def __next__(self) -> Any:
-        item = self._queue.get()
-        if item is self._END:
-            raise StopIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
-        while True:  # unblock a producer waiting on a full queue
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._thread.join(timeout=5)
