@@ -86,7 +86,7 @@ class ACT(nn.Module):
         for image in images:
             features = self.backbone(image)
             h, w = features.shape[-2:]
-            cam_pos = sinusoidal_2d(int(h), int(w), self.config.dim_model).to(features)
+            cam_pos = sinusoidal_2d(int(h), int(w), self.config.dim_model, features.device).to(features)
             features = self.encoder_img_feat_input_proj(features)
             tokens.append(features.flatten(2).permute(2, 0, 1))  # (h*w, B, D)
             pos.append(cam_pos.flatten(2).permute(2, 0, 1))  # (h*w, 1, D)
