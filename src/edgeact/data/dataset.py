@@ -79,15 +79,18 @@ class ImageAugment:
         """
         h, w = frames.shape[1], frames.shape[2]
         x = frames.permute(0, 3, 1, 2).float()
-        amount = torch.tensor([self.brightness, self.contrast, self.saturation, self.hue, self.hue, self.hue],
-                              device=x.device)
-        u = 1.0 + amount * (2.0 * rand[:, :6] - 1.0)
-        grey = torch.tensor(_GREY, dtype=torch.float32, device=x.device)
-        # products and sums written out, not matmul: TF32 matmuls on a GPU would round the grey levels
-        mean_grey = (x.mean(dim=(2, 3)) * grey).sum(dim=1)
-        brightness, contrast, saturation, gains = u[:, 0], u[:, 1], u[:, 2], u[:, 3:6]
+        # Constants enter as Python numbers, never as tensors made here: copying those to a GPU
+        # would make the host wait for it (and break CUDA graph capture). Products and sums are
+        # written out, not matmul: TF32 matmuls on a GPU would round the grey levels.
+        u = [1.0 + amount * (2.0 * rand[:, k] - 1.0) for k, amount in enumerate(
+            (self.brightness, self.contrast, self.saturation, self.hue, self.hue, self.hue))]
+        brightness, contrast, saturation = u[0], u[1], u[2]
+        gains = torch.stack(u[3:6], dim=1)
+        mean = x.mean(dim=(2, 3))
+        mean_grey = mean[:, 0] * _GREY[0] + mean[:, 1] * _GREY[1] + mean[:, 2] * _GREY[2]
+        grey = torch.stack([torch.full_like(saturation, float(g)) for g in _GREY], dim=1)  # (B, 3)
         saturate = (saturation[:, None, None] * torch.eye(3, device=x.device)
-                    + (1.0 - saturation)[:, None, None] * grey)
+                    + (1.0 - saturation)[:, None, None] * grey[:, None, :])
         matrix = gains[:, :, None] * saturate * (brightness * contrast)[:, None, None]
         offset = gains * ((1.0 - contrast) * mean_grey * brightness)[:, None]
         out = offset[:, :, None, None] + matrix[:, :, 0, None, None] * x[:, None, 0]
