@@ -42,6 +42,16 @@ NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),
          ("backends", "runtime"), ("sim", "export"), ("model", "data")]
 
+# Inside training/ (its __init__ docstring): a module imports only from the lines below its own.
+TRAINING_LAYERS = [
+    {"__main__"},
+    {"loop"},
+    {"benchmark", "loader_bench"},
+    {"step"},
+    {"pipeline"},
+    {"sampler", "distributed", "presets", "outputs"},
+]
+
 Edges = dict[str, dict[str, set[str]]]  # source node -> target node -> importing files
 
 
@@ -199,6 +209,26 @@ def test_forbidden_directions():
     rules = NEVER + NEVER_EITHER_WAY + [(b, a) for a, b in NEVER_EITHER_WAY]
     broken = {f"{a} -> {b}": sorted(edges[a][b]) for a, b in rules if b in edges.get(a, {})}
     assert not broken, f"imports docs/DESIGN.md rules out: {broken}"
+
+
+def test_training_modules_import_down_their_lines():
+    package = PACKAGE / "training"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    level = {m: i for i, layer in enumerate(TRAINING_LAYERS) for m in layer}
+    assert modules == set(level), f"give these training modules a line in TRAINING_LAYERS: {modules ^ set(level)}"
+    upward = {}
+    for name in modules:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        entry = {id(node) for stmt in tree.body if _is_main_guard(stmt) for node in ast.walk(stmt)}
+        for stmt in ast.walk(tree):
+            if id(stmt) in entry or not isinstance(stmt, ast.ImportFrom) or not stmt.module:
+                continue
+            parts = stmt.module.split(".")
+            targets = parts[2:3] if parts[:2] == [ROOT, "training"] else []
+            if parts == [ROOT, "training"]:
+                targets = [alias.name for alias in stmt.names]
+            upward.update({f"{name} -> {t}": stmt.lineno for t in targets if t in level and level[t] <= level[name]})
+    assert not upward, f"training modules importing sideways or up (line numbers): {upward}"
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ Two ways to build the same batches (:mod:`edgeact.training.pipeline` says why th
   labels and draws; on CUDA through pinned memory, augmented on the GPU; on the CPU augmented
   by OpenCV frame by frame.
 
-Per-sample costs are timed one stage at a time on one thread; samples/s is what each
-pipeline delivers end to end over a few batches (the per-sample loader with N workers, the
-cached pipeline in the training process, where it runs). Nothing is trained.
+Per-sample costs are timed one stage at a time on one thread, in that thread's CPU time (so
+other processes on a shared machine do not inflate them; on CUDA the transfer and the GPU's
+augmentation are waited for, and their wall-clock time is counted); samples/s is what each
+pipeline delivers end to end over a few batches, in wall-clock time (the per-sample loader
+with N workers, the cached pipeline in the training process, where it runs). Nothing is
+trained.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,7 +46,8 @@ class LoaderReport:
         h, w = self.size
         lines = [f"loader at {h}x{w}, batch {self.batch}, {self.workers} worker(s), {self.threads} torch thread(s), "
                  f"device {self.device}", "",
-                 "| per sample, one thread | per-sample loader (before) | cached pipeline (after) |", "|---|---|---|"]
+                 "| per sample, one thread (CPU time) | per-sample loader (before) | cached pipeline (after) |",
+                 "|---|---|---|"]
         for stage in dict.fromkeys([*self.before_ms, *self.after_ms]):
             lines.append(f"| {stage} | {_ms(self.before_ms.get(stage))} | {_ms(self.after_ms.get(stage))} |")
         before, after = sum(self.before_ms.values()), sum(self.after_ms.values())
@@ -52,6 +57,10 @@ class LoaderReport:
         lines += ["", "| delivered end to end | samples/s |", "|---|---|"]
         lines += [f"| {name} | {rate:,.0f} |" for name, rate in self.rates.items()]
         return "\n".join(lines)
+
+
+def _clock() -> float:
+    return time.thread_time()  # CPU time of this thread: stages run on it alone (_one_thread)
 
 
 def _ms(seconds: float | None) -> str:
@@ -81,8 +90,9 @@ def bench_loader(data: str | os.PathLike, *, size: tuple[int, int] | None = None
     report = LoaderReport(size, batch, workers, str(dev), torch.get_num_threads())
     rng = np.random.default_rng(0)
     picks = rng.choice(len(plain), size=min(samples, len(plain)), replace=False)
-    report.before_ms = _before_stages(per_sample, picks, batch, dev)
-    report.after_ms = _after_stages(plain, frames, picks, batch, dev)
+    with _one_thread():
+        report.before_ms = _before_stages(per_sample, picks, batch, dev)
+        report.after_ms = _after_stages(plain, frames, picks, batch, dev)
     h, w = size
     report.bytes_per_sample = {"before": 3 * h * w * 4, "after": 3 * h * w}
     progress("timing the per-sample loader end to end")
@@ -100,6 +110,23 @@ def _no_room(data: Any) -> NoReturn:
     raise DataError(f"the decoded frames of {data} do not fit on its disk with 10% left free; free some space")
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch and OpenCV on one thread, so that a stage's thread CPU time is all its work (and other
+    processes on a shared machine, which stretch wall-clock time, do not count)."""
+    import cv2
+    import torch
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+
+
 def _before_stages(dataset, picks: np.ndarray, batch: int, device) -> dict[str, float]:
     """One sample's cost in the per-sample loader, stage by stage, as EpisodeDataset does each."""
     import cv2
@@ -113,21 +140,21 @@ def _before_stages(dataset, picks: np.ndarray, batch: int, device) -> dict[str, 
     for i in picks:
         ep, frame = dataset.location(int(i))
         path = ep.frame_paths[frame]
-        t0 = time.perf_counter()
+        t0 = _clock()
         raw = np.fromfile(path, np.uint8)
-        t1 = time.perf_counter()
+        t1 = _clock()
         bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
         assert bgr is not None, path
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        t2 = time.perf_counter()
+        t2 = _clock()
         img = fit_frame(img, dataset.image_size)
-        t3 = time.perf_counter()
+        t3 = _clock()
         img = dataset.augment(img)
         if float(torch.rand(())) < 0.5:
             img = img[:, ::-1]
-        t4 = time.perf_counter()
+        t4 = _clock()
         image = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
-        t5 = time.perf_counter()
+        t5 = _clock()
         for stage, dt in zip(("read", "decode", "resize", "augment + flip", "to float"),
                              (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             t[stage] += dt
@@ -137,12 +164,13 @@ def _before_stages(dataset, picks: np.ndarray, batch: int, device) -> dict[str, 
     n = len(picks)
     for lo in range(0, n, batch):
         group = items[lo:lo + batch]
-        t0 = time.perf_counter()
+        t0 = _clock()
         collated = default_collate(group)
-        t1 = time.perf_counter()
+        t1 = _clock()
+        w1 = time.perf_counter()
         _to_device(collated, device)
         t["collate"] += t1 - t0
-        t["transfer"] += time.perf_counter() - t1
+        t["transfer"] += time.perf_counter() - w1  # the device's side is not CPU time
     if device.type == "cpu":
         del t["transfer"]
     return {k: v / n for k, v in t.items()}
@@ -160,26 +188,29 @@ def _after_stages(dataset, frames, picks: np.ndarray, batch: int, device) -> dic
     n = 0
     for lo in range(0, len(picks), batch):
         idx = np.sort(picks[lo:lo + batch]).astype(np.int64)
-        t0 = time.perf_counter()
+        t0 = _clock()
         gathered = frames.gather(idx)
-        t1 = time.perf_counter()
+        t1 = _clock()
         state, actions, pad = dataset.labels(idx)
         rand = torch.rand(len(idx), 9)
         b = Batch(gathered, torch.from_numpy(state), torch.from_numpy(actions), torch.from_numpy(pad),
                   torch.from_numpy(idx), rand[:, :8], rand[:, 8] < 0.5)
-        t2 = time.perf_counter()
+        t2 = _clock()
+        # on CUDA the copy and the GPU's augmentation are waited for and timed on the wall clock
+        clock = time.perf_counter if device.type == "cuda" else _clock
+        w2 = clock()
         if device.type == "cuda":
             b = b.pin_memory().to(device, non_blocking=True)
             torch.cuda.synchronize(device)
-        t3 = time.perf_counter()
+        w3 = clock()
         batch_images(b, aug)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        t4 = time.perf_counter()
+        w4 = clock()
         t["index the cache"] += t1 - t0
         t["labels + draws"] += t2 - t1
-        t["transfer"] += t3 - t2
-        t["augment + flip"] += t4 - t3  # on the CPU, augmentation and conversion are one pass
+        t["transfer"] += w3 - w2
+        t["augment + flip"] += w4 - w3  # on the CPU, augmentation and conversion are one pass
         n += len(idx)
     del t["to float"]
     if device.type == "cpu":

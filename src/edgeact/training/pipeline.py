@@ -58,9 +58,9 @@ class Batch:
     def copy_(self, other: Batch) -> None:
         """Overwrite these tensors with ``other``'s (same shapes), in place."""
         for f in fields(self):
-            mine = getattr(self, f.name)
-            if mine is not None:
-                mine.copy_(getattr(other, f.name), non_blocking=True)
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine is not None and mine is not theirs:
+                mine.copy_(theirs, non_blocking=True)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
         mapped: dict[str, Any] = {}
@@ -206,18 +206,40 @@ class TrainBatches(Iterator[Batch]):
             frames = torch.from_numpy(np.stack([self.dataset.frame(int(i)) for i in indices]))
         return self._host_batch(frames, indices, step).to(self.device)
 
+
     def __next__(self) -> Batch:
         step = self._step
         self._step += 1
         indices = np.asarray(self.sampler.indices(step), np.int64)
-        batch = self._host_batch(self._gather(indices), indices, step)
-        return self._through_pinned(batch) if self._pinned else batch.to(self.device)
+        if not self._pinned:
+            return self._host_batch(self._gather(indices), indices, step).to(self.device)
+        slot = self._free_slot()
+        frames = self._gather(indices, out=slot.host.frames if slot is not None else None)
+        batch = self._host_batch(frames, indices, step)
+        if slot is None:  # the first use of this slot: pin a buffer shaped like the batch
+            slot = _Slot(batch.pin_memory())
+            self._slots.append(slot)
+        else:
+            slot.host.copy_(batch)  # the labels and draws; the frames were gathered in place
+        on_device = slot.host.to(self.device, non_blocking=True)
+        slot.copied.record()  # the slot may be refilled once the copy has run
+        return on_device
 
-    def _gather(self, indices: np.ndarray) -> torch.Tensor:
+    def _free_slot(self) -> _Slot | None:
+        """The next pinned slot once its last copy to the device is done; None while slots are still made."""
+        k = self._staged % self.SLOTS
+        self._staged += 1
+        if k == len(self._slots):
+            return None
+        self._slots[k].copied.synchronize()  # queued a step ago: done unless the device fell behind
+        return self._slots[k]
+
+    def _gather(self, indices: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         if self._frames is not None:
-            return self._frames.gather(indices)
+            return self._frames.gather(indices, out)
         assert self._decoded is not None
-        return next(self._decoded)
+        frames = next(self._decoded)
+        return frames if out is None else out.copy_(frames)
 
     def _host_batch(self, frames: torch.Tensor, indices: np.ndarray, step: int) -> Batch:
         state, actions, pad = self.dataset.labels(indices)
@@ -231,21 +253,6 @@ class TrainBatches(Iterator[Batch]):
             actions[flip.numpy()] *= action_signs
         return Batch(frames, torch.from_numpy(state), torch.from_numpy(actions), torch.from_numpy(pad),
                      torch.from_numpy(indices), rand, flip)
-
-    def _through_pinned(self, batch: Batch) -> Batch:
-        """Stage in the next pinned slot and copy to the device without waiting; an event marks when the
-        copy is done, and the slot is refilled only after that (two slots: that is a step ago)."""
-        k = self._staged % self.SLOTS
-        self._staged += 1
-        if k == len(self._slots):
-            self._slots.append(_Slot(batch.pin_memory()))
-        else:
-            self._slots[k].copied.synchronize()
-            self._slots[k].host.copy_(batch)
-        slot = self._slots[k]
-        on_device = slot.host.to(self.device, non_blocking=True)
-        slot.copied.record()
-        return on_device
 
     def close(self) -> None:
         self._decoded = None  # ends the loader's workers
