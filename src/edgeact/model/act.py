@@ -149,21 +149,10 @@ class ACTPolicy(nn.Module):
         actions: Tensor,
         action_is_pad: Tensor,
         env_state: Tensor | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
-        """LeRobot's training loss: L1 over non-padded steps + kl_weight * KL (when use_vae)."""
-        loss, terms = self.loss_terms(images, state, actions, action_is_pad, env_state)
-        return loss, {name: float(value) for name, value in terms.items()}
-
-    def loss_terms(
-        self,
-        images: list[Tensor],
-        state: Tensor | None,
-        actions: Tensor,
-        action_is_pad: Tensor,
-        env_state: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """:meth:`compute_loss` with its parts as detached 0-d tensors: reading them is left to the
-        caller, so a training step never waits for the device (and a CUDA graph can hold it)."""
+        """LeRobot's training loss: L1 over non-padded steps + kl_weight * KL (when use_vae), and its parts
+        as detached 0-d tensors: reading them (``float``) is left to the caller, so a training step never
+        waits for the device there (and a CUDA graph can hold it)."""
         pred, vae_params = self.model(images, state, env_state, actions=actions, action_is_pad=action_is_pad)
         l1 = (F.l1_loss(pred, actions, reduction="none") * ~action_is_pad.unsqueeze(-1)).mean()
         terms = {"l1_loss": l1.detach()}

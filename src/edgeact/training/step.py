@@ -40,7 +40,7 @@ class LossModel(torch.nn.Module):
         self.policy: Any = policy
 
     def forward(self, images, state, actions, pad):
-        return self.policy.loss_terms(images, state, actions, pad)
+        return self.policy.compute_loss(images, state, actions, pad)
 
 
 def prepare(batch: Batch, normalizers: torch.nn.ModuleDict, augment: ImageAugment | None,
