@@ -156,3 +156,21 @@ def test_an_interrupted_build_leaves_no_cache(episodes, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         build_cache(eps, (48, 64), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_builds_the_cache_beside_the_episodes_once(episodes, monkeypatch):
+    from edgeact.data.frame_cache import CACHE_DIR_NAME
+    from edgeact.training.pipeline import frame_cache
+
+    eps = load_episodes(episodes)
+    said = []
+    first = frame_cache(eps, (24, 32), episodes, progress=said.append)
+    assert first.path.parent == episodes / CACHE_DIR_NAME and any("decoding 90 frames" in s for s in said)
+    said.clear()
+    again = frame_cache(eps, (24, 32), episodes, progress=said.append)
+    assert again.path == first.path and said == []  # reused, not rebuilt
+    assert load_episodes(episodes)[0].name == eps[0].name  # the hidden folder is not read as an episode
+    assert frame_cache(eps, (24, 32), episodes, mode="off") is None
+    monkeypatch.setattr("edgeact.data.frame_cache.fits_on_disk", lambda directory, nbytes: False)
+    assert frame_cache(eps, (12, 16), episodes, progress=said.append) is None
+    assert "would not fit" in said[0] and "decoded as batches load" in said[0]
