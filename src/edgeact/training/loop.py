@@ -193,7 +193,8 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
              f"horizontal flip {'on' if flip else 'off'}")
     meta = {"fps": fps, "preset": cfg.preset, "train_episodes": [e.name for e in train_eps],
             "val_episodes": [e.name for e in val_eps], "training_data": coverage(episodes)}
-    started = time.monotonic()
+    validation = _Validation(cfg.out, policy, normalizers, optimizer, stats, meta, val_set, val_frames, device,
+                             best, history)
     step, eval_seconds = start_step, 0.0
     bar = _ProgressBar(total_steps, start_step) if ctx.is_main else None
     policy.train()
@@ -205,18 +206,10 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
                 bar.update(logs)
             if step % cfg.eval_every == 0 or step == total_steps:
                 t0 = time.monotonic()
+                # the global batch's losses (the mean over ranks), not rank 0's
                 values = distributed.mean_over_ranks(ctx, {k: float(v) for k, v in logs.items()}, device)
-                if ctx.is_main:  # the global batch's losses (mean over ranks), not rank 0's
-                    val_l1 = evaluate_l1(policy, normalizers, val_set, val_frames, device)
-                    record = {"step": step, **values, "val_l1": val_l1, "seconds": time.monotonic() - started}
-                    history.append(record)
-                    append_log(cfg.out, record)
-                    if val_l1 < best["val_l1"]:
-                        best = {"val_l1": val_l1, "step": step}
-                        save_checkpoint(policy, stats, cfg.out / "best", meta | {"step": step, "val_l1": val_l1})
-                    save_checkpoint(policy, stats, cfg.out / "last", meta | {"step": step, "val_l1": val_l1})
-                    save_training_state(cfg.out, policy, optimizer, step, best, history)
-                    policy.train()
+                if ctx.is_main:
+                    val_l1 = validation(step, values)
                     progress(f"step {step}: loss {values['loss']:.4f}  val action L1 {val_l1:.4f} (real units)")
                 distributed.barrier(ctx)  # the others wait while rank 0 validates and writes
                 eval_seconds += time.monotonic() - t0
@@ -226,12 +219,46 @@ def _train(cfg: TrainConfig, ctx, device, progress: Callable[[str], None]) -> Tr
         bar.close()
     if ctx.is_main:
         plot_losses(history, cfg.out / "loss.png")
-    seconds = time.monotonic() - started
+    seconds = time.monotonic() - validation.started
     train_seconds = seconds - eval_seconds  # the last validation waited for every step's kernels
     rate = (step - start_step) / train_seconds if train_seconds > 0 else 0.0
+    best = validation.best
     progress(f"done: best val action L1 {best['val_l1']:.4f} at step {best['step']}; "
              f"model in {cfg.out / 'best'} ({seconds:.0f} s, {rate:.2f} steps/s)")
     return TrainResult(cfg.out, step, best["val_l1"], best["step"], seconds, history, rate)
+
+
+@dataclass
+class _Validation:
+    """Rank 0's part of a validation step: the validation L1, the log line, the best and last
+    checkpoints and the state to resume from."""
+
+    out: Path
+    policy: Any
+    normalizers: Any
+    optimizer: Any
+    stats: dict
+    meta: dict[str, Any]
+    val_set: Any
+    val_frames: Any
+    device: Any
+    best: dict[str, Any]
+    history: list[dict[str, float]]
+    started: float = field(default_factory=time.monotonic)
+
+    def __call__(self, step: int, losses: dict[str, float]) -> float:
+        val_l1 = evaluate_l1(self.policy, self.normalizers, self.val_set, self.val_frames, self.device)
+        record = {"step": step, **losses, "val_l1": val_l1, "seconds": time.monotonic() - self.started}
+        self.history.append(record)
+        append_log(self.out, record)
+        meta = self.meta | {"step": step, "val_l1": val_l1}
+        if val_l1 < self.best["val_l1"]:
+            self.best = {"val_l1": val_l1, "step": step}
+            save_checkpoint(self.policy, self.stats, self.out / "best", meta)
+        save_checkpoint(self.policy, self.stats, self.out / "last", meta)
+        save_training_state(self.out, self.policy, self.optimizer, step, self.best, self.history)
+        self.policy.train()
+        return val_l1
 
 
 def _frame_sources(cfg: TrainConfig, ctx, episodes, train_eps, val_eps, size, progress):
