@@ -68,6 +68,8 @@ def main() -> None:
         print("recording 24 episodes (the demo's recipe before issue 12: one track, 96x128 frames) ...", flush=True)
         run_edgeact(REPO / "src", ["sim", "record", "--out", str(data), "--episodes", "24", "--size", "96x128",
                                    "--seconds", "20"])
+        for src in versions.values():  # untimed: a version that caches decoded frames builds its cache here
+            train_seconds(src, data, root / "out", 2)
         per_step: dict[str, list[float]] = {name: [] for name in versions}
         for r in range(1, args.rounds + 1):
             for name, src in versions.items():

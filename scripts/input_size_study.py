@@ -31,7 +31,7 @@ def _name(size: tuple[int, int]) -> str:
 
 def train_and_export(episodes: Path, out: Path, size: tuple[int, int], seed: int, steps: int) -> Path:
     from edgeact.export.onnx_export import export_bundle
-    from edgeact.train import TrainConfig, train
+    from edgeact.training.loop import TrainConfig, train
 
     model, bundle = out / "model", out / "bundle"
     if not (model / "best").is_dir():
@@ -63,7 +63,7 @@ def full_width_gflops(size: tuple[int, int]) -> float:
     from edgeact.model.act import ACTPolicy
     from edgeact.model.inference import InferenceModel
     from edgeact.model.profile import count_gflops, dummy_inputs
-    from edgeact.train import model_config
+    from edgeact.training.presets import model_config
 
     config = model_config("rover", size, 2, 2, pretrained=False)
     policy = ACTPolicy(config).eval()

@@ -23,24 +23,34 @@ ROOT = "edgeact"  # the node of edgeact/__init__.py (load_policy, __version__)
 # docs/DESIGN.md's lines, top to bottom: a node imports only from lines below its own.
 LAYERS = [
     {"cli", "commands"},
-    {"demo", "bench", "hailo", "teleop", "deploy", "train_bench"},
+    {"demo", "bench", "hailo", "teleop", "deploy"},
     {"drive"},
-    {ROOT, "export", "sim", "train", "inspection", "doctor", "firmware"},
+    {ROOT, "export", "sim", "training", "inspection", "doctor", "firmware"},
     {"backends", "runtime", "data"},
     {"checkpoint"},
     {"model"},
     {"normalization"},
     {"config"},
     {"bundle"},
-    {"policy", "frames", "cpu", "cpu_peak", "fileio", "distributed", "ssh"},
+    {"policy", "frames", "cpu", "cpu_peak", "fileio", "ssh"},
     {"errors", "version"},
 ]
 # Shared pieces low in the tree: they import nothing of edgeact but each other.
-NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "cpu_peak", "policy", "bundle", "distributed", "ssh"}
+NEUTRAL = {"errors", "version", "fileio", "frames", "cpu", "cpu_peak", "policy", "bundle", "ssh"}
 # Pairs that must not import each other in either direction, and one-way rules.
 NEVER_EITHER_WAY = [("export", "backends")]
 NEVER = [("runtime", "sim"), ("runtime", "export"), ("runtime", "model"), ("runtime", "checkpoint"),
          ("backends", "runtime"), ("sim", "export"), ("model", "data")]
+
+# Inside training/ (its __init__ docstring): a module imports only from the lines below its own.
+TRAINING_LAYERS = [
+    {"__main__"},
+    {"loop"},
+    {"benchmark", "loader_bench"},
+    {"step"},
+    {"pipeline"},
+    {"sampler", "distributed", "presets", "outputs"},
+]
 
 Edges = dict[str, dict[str, set[str]]]  # source node -> target node -> importing files
 
@@ -74,7 +84,7 @@ def imported_nodes(path: Path, submodules: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path)[:-1]
     found: set[str] = set()
-    # An `if __name__ == "__main__":` block is a script entry point (`python -m edgeact.train`
+    # An `if __name__ == "__main__":` block is a script entry point (`python -m edgeact.training`
     # hands over to the command line): it runs only when executed, so no importer of the
     # module depends on what it imports.
     entry = {id(node) for stmt in tree.body if _is_main_guard(stmt) for node in ast.walk(stmt)}
@@ -199,6 +209,26 @@ def test_forbidden_directions():
     rules = NEVER + NEVER_EITHER_WAY + [(b, a) for a, b in NEVER_EITHER_WAY]
     broken = {f"{a} -> {b}": sorted(edges[a][b]) for a, b in rules if b in edges.get(a, {})}
     assert not broken, f"imports docs/DESIGN.md rules out: {broken}"
+
+
+def test_training_modules_import_down_their_lines():
+    package = PACKAGE / "training"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    level = {m: i for i, layer in enumerate(TRAINING_LAYERS) for m in layer}
+    assert modules == set(level), f"give these training modules a line in TRAINING_LAYERS: {modules ^ set(level)}"
+    upward = {}
+    for name in modules:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        entry = {id(node) for stmt in tree.body if _is_main_guard(stmt) for node in ast.walk(stmt)}
+        for stmt in ast.walk(tree):
+            if id(stmt) in entry or not isinstance(stmt, ast.ImportFrom) or not stmt.module:
+                continue
+            parts = stmt.module.split(".")
+            targets = parts[2:3] if parts[:2] == [ROOT, "training"] else []
+            if parts == [ROOT, "training"]:
+                targets = [alias.name for alias in stmt.names]
+            upward.update({f"{name} -> {t}": stmt.lineno for t in targets if t in level and level[t] <= level[name]})
+    assert not upward, f"training modules importing sideways or up (line numbers): {upward}"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 from edgeact.drive import DEFAULT_TRACK
 from edgeact.fileio import atomic_write_json, atomic_write_text
 from edgeact.runtime.config import RuntimeConfig
-from edgeact.train import TINY, Preset
+from edgeact.training.presets import TINY, Preset
 
 PRESET = TINY  # the demo records at this preset's frame size and trains it
 
@@ -88,7 +88,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
     from edgeact.export.quantize_onnx import quantize_bundle
     from edgeact.sim.record import record_episodes
     from edgeact.sim.track import REVERSE_SUFFIX
-    from edgeact.train import TrainConfig, train
+    from edgeact.training.loop import TrainConfig, train
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from edgeact.cli import main
 from edgeact.errors import ConfigError
 from edgeact.sim.coverage import OTHER_DIRECTION, SEEN, UNSEEN, TrainingCoverage, coverage_of_episodes
 from edgeact.sim.record import record_episodes
-from edgeact.train import TrainConfig, train
+from edgeact.training.loop import TrainConfig, train
 
 SMALL = {"dim_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_encoder_layers": 1, "n_vae_encoder_layers": 1,
          "latent_dim": 8, "chunk_size": 8, "n_action_steps": 8}

@@ -37,6 +37,13 @@ def register(subparsers) -> None:
     p.add_argument("--training", metavar="EPISODES",
                    help="instead: steps/s of tiny-preset training on EPISODES with each speed-up added in turn")
     p.add_argument("--train-steps", type=int, default=20, help="with --training: timed steps per variant and round")
+    p.add_argument("--loader", metavar="EPISODES",
+                   help="instead: samples/s and per-sample cost of the training input pipeline, per-sample loader "
+                   "(before) against the decoded-frame cache (after); needs no GPU")
+    p.add_argument("--size", metavar="HxW", help="with --loader: frame size the model takes (default: the episodes')")
+    p.add_argument("--workers", type=int, default=0, help="with --loader: per-sample loader worker processes")
+    p.add_argument("--batch-size", type=int, default=64, help="with --loader: batch (default 64)")
+    p.add_argument("--device", default="cpu", help="with --loader: where batches go (cpu, cuda)")
     p.set_defaults(func=run)
 
 
@@ -58,10 +65,20 @@ def run(args: argparse.Namespace) -> int:
     from edgeact import bench
     from edgeact.errors import ConfigError
 
+    if args.loader:
+        from edgeact.commands.sim import parse_size
+        from edgeact.training.loader_bench import bench_loader
+
+        size = parse_size(args.size) if args.size else None
+        loader = bench_loader(args.loader, size=size, batch=args.batch_size, workers=args.workers, device=args.device,
+                              progress=lambda m: print(m, flush=True))
+        print()
+        print(loader.format_table())
+        return 0
     if args.training:
         import torch
 
-        from edgeact.train_bench import bench_training, format_table
+        from edgeact.training.benchmark import bench_training, format_table
 
         timings = bench_training(args.training, steps=args.train_steps, progress=lambda m: print(m, flush=True))
         print()
@@ -85,3 +102,4 @@ def run(args: argparse.Namespace) -> int:
     if args.png:
         print(f"wrote {bench.save_png(report, args.png)}")
     return 0
+

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--data", "--data_dir", dest="data", required=True, type=Path, help="episodes directory")
     p.add_argument("--out", "--output_dir", dest="out", required=True, type=Path, help="output directory")
-    from edgeact.train import PRESETS, TINY
+    from edgeact.training.presets import PRESETS, TINY
 
     p.add_argument("--preset", default=TINY.name, choices=list(PRESETS),
                    help="; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()) + " (default %(default)s)")
@@ -38,7 +38,8 @@ def register(subparsers) -> None:
                    "are steering/throttle)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror samples")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 autocast where the CPU/GPU computes bf16 natively, else fp32; weights stay fp32")
+                   help="auto: where the device computes bf16 natively, on CUDA the faster of bf16 autocast and fp32 "
+                   "(TF32) timed over a few steps, on the CPU bf16; else fp32. Weights and checkpoints stay fp32")
     p.add_argument("--backbone-weights", type=Path,
                    help="torchvision ResNet18 ImageNet state dict (.pth/.safetensors) to start from")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
@@ -47,7 +48,13 @@ def register(subparsers) -> None:
     p.add_argument("--intervention-weight", type=float, default=1.0, metavar="W",
                    help="draw the steps where a person took over (recorded by edgeact drive) W times as often "
                    "(default 1: as often as any other)")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--frame-cache", choices=["auto", "off"], default="auto",
+                   help="auto: decode every frame once at the model's size into a memory-mapped cache beside the "
+                   "episodes (DATA/.edgeact-cache, rebuilt when they change), when it fits on the disk; off: decode "
+                   "frames as batches load (default %(default)s)")
+    p.add_argument("--frame-cache-dir", type=Path, metavar="DIR", help="where the frame cache lives instead")
+    p.add_argument("--workers", type=int, default=0,
+                   help="loader processes decoding frames, where there is no frame cache (default 0: this process)")
     p.add_argument("--seed", type=int, default=0)
     dist = p.add_argument_group("several processes (DDP through torchrun; gloo on CPU, NCCL on GPUs)")
     dist.add_argument("--nproc", type=int, default=1, metavar="N",
@@ -63,10 +70,10 @@ def _train_args(args: argparse.Namespace) -> list[str]:
     out = ["--data", str(args.data), "--out", str(args.out), "--preset", args.preset, "--device", args.device,
            "--val-fraction", str(args.val_fraction), "--eval-every", str(args.eval_every), "--precision",
            args.precision, "--workers", str(args.workers), "--seed", str(args.seed),
-           "--intervention-weight", str(args.intervention_weight)]
+           "--intervention-weight", str(args.intervention_weight), "--frame-cache", args.frame_cache]
     for flag, value in (("--steps", args.steps), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
                         ("--backbone-weights", args.backbone_weights), ("--state-noise", args.state_noise),
-                        ("--size", args.size)):
+                        ("--size", args.size), ("--frame-cache-dir", args.frame_cache_dir)):
         if value is not None:
             out += [flag, str(value)]
     if args.flip is not None:
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc > 1 or args.nnodes > 1:
         return _launch(args)
     from edgeact.commands.sim import parse_size
-    from edgeact.train import TrainConfig, train
+    from edgeact.training.loop import TrainConfig, train
 
     cfg = TrainConfig(
         data=args.data, out=args.out, preset=args.preset, image_size=parse_size(args.size) if args.size else None,
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, augment=not args.no_augment, backbone_weights=args.backbone_weights,
         resume=args.resume, num_workers=args.workers, seed=args.seed, state_noise=args.state_noise,
         intervention_weight=args.intervention_weight, flip=args.flip, precision=args.precision,
+        frame_cache=args.frame_cache, cache_dir=args.frame_cache_dir,
     )
     train(cfg)
     return 0
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 def _launch(args: argparse.Namespace) -> int:
     import subprocess
 
-    from edgeact.distributed import torchrun_argv
+    from edgeact.training.distributed import torchrun_argv
 
     cmd = torchrun_argv(args.nproc, _train_args(args), nnodes=args.nnodes, node_rank=args.node_rank,
                         master=args.master)

@@ -27,7 +27,6 @@ from torch.utils.data import Dataset
 
 from edgeact.data.episodes import Episode, check_consistent, load_episodes
 from edgeact.errors import DataError
-from edgeact.frames import fit_frame
 
 CAMERA_KEY = "observation.images.cam_front"
 STATE_KEY = "observation.state"
@@ -70,6 +69,40 @@ class ImageAugment:
             out = cv2.warpAffine(out, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out
 
+    def batch(self, frames: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
+        """The same augmentation of a batch, on the batch's device in a few tensor ops.
+
+        ``frames``: (B, H, W, 3) uint8 RGB; ``rand``: (B, 8) draws in [0, 1), one row per image as
+        ``__call__`` takes them. Returns (B, 3, H, W) float32 grey levels, rounded and clipped to
+        0..255 after the colour map and after the shift as ``__call__`` does; OpenCV computes the
+        colour map in fixed point, so a grey level may differ by one.
+        """
+        h, w = frames.shape[1], frames.shape[2]
+        x = frames.permute(0, 3, 1, 2).float()
+        # Constants enter as Python numbers, never as tensors made here: copying those to a GPU
+        # would make the host wait for it (and break CUDA graph capture). Products and sums are
+        # written out, not matmul: TF32 matmuls on a GPU would round the grey levels.
+        u = [1.0 + amount * (2.0 * rand[:, k] - 1.0) for k, amount in enumerate(
+            (self.brightness, self.contrast, self.saturation, self.hue, self.hue, self.hue))]
+        brightness, contrast, saturation = u[0], u[1], u[2]
+        gains = torch.stack(u[3:6], dim=1)
+        mean = x.mean(dim=(2, 3))
+        mean_grey = mean[:, 0] * _GREY[0] + mean[:, 1] * _GREY[1] + mean[:, 2] * _GREY[2]
+        grey = torch.stack([torch.full_like(saturation, float(g)) for g in _GREY], dim=1)  # (B, 3)
+        saturate = (saturation[:, None, None] * torch.eye(3, device=x.device)
+                    + (1.0 - saturation)[:, None, None] * grey[:, None, :])
+        matrix = gains[:, :, None] * saturate * (brightness * contrast)[:, None, None]
+        offset = gains * ((1.0 - contrast) * mean_grey * brightness)[:, None]
+        out = offset[:, :, None, None] + matrix[:, :, 0, None, None] * x[:, None, 0]
+        for j in (1, 2):
+            out = out + matrix[:, :, j, None, None] * x[:, None, j]
+        out = out.round_().clamp_(0.0, 255.0)
+        dx = (2 * rand[:, 6] - 1) * self.shift_x * w
+        dy = (2 * rand[:, 7] - 1) * self.shift_y * h
+        still = (dx.abs() < 0.5) & (dy.abs() < 0.5)  # __call__ leaves these images where they are
+        out = _translate(out, torch.where(still, 0.0, dx), torch.where(still, 0.0, dy))
+        return out.round_()
+
 
 _GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma weights (sum to 1)
 
@@ -89,6 +122,26 @@ def _colour_jitter_matrix(img: np.ndarray, brightness: float, contrast: float, s
     # saturate maps grey to itself (the weights sum to 1), so the contrast offset only meets the gains
     offset = gains * (1.0 - contrast) * mean_grey
     return np.hstack([matrix, offset[:, None]]).astype(np.float32)
+
+
+def _translate(images: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) images moved by (dx[b], dy[b]) pixels, bilinear, edge pixels repeated:
+    ``cv2.warpAffine`` with ``[[1, 0, dx], [0, 1, dy]]`` and ``BORDER_REPLICATE``, as one pass per axis."""
+    return _shift_axis(_shift_axis(images, dx, dim=3), dy, dim=2)
+
+
+def _shift_axis(images: torch.Tensor, d: torch.Tensor, dim: int) -> torch.Tensor:
+    n = images.shape[dim]
+    src = (torch.arange(n, device=images.device) - d[:, None]).clamp(0, n - 1)  # (B, n): where each pixel reads
+    lo = src.floor()
+    weight = src - lo
+    lo_i = lo.long()
+    hi_i = (lo_i + 1).clamp(max=n - 1)
+    shape = [images.shape[0], 1, 1, 1]
+    shape[dim] = n
+    a = images.gather(dim, lo_i.view(shape).expand_as(images))
+    b = images.gather(dim, hi_i.view(shape).expand_as(images))
+    return a + (b - a) * weight.view(shape)
 
 
 MIRRORED_NAMES = ("steering",)  # values whose sign flips when the world is mirrored left-right
@@ -140,7 +193,6 @@ class EpisodeDataset(Dataset):
         self.camera_key = camera_key
         src_h, src_w = self.episodes[0].image_size
         self.image_size = (int(image_size[0]), int(image_size[1])) if image_size else (src_h, src_w)
-        self._resize = self.image_size != (src_h, src_w)
         self.augment = ImageAugment() if augment is True else (augment or None)
         self._action_signs = self._state_signs = None
         if flip:
@@ -156,6 +208,10 @@ class EpisodeDataset(Dataset):
         lengths = [len(ep) for ep in self.episodes]
         self._ep_index = np.repeat(np.arange(len(self.episodes)), lengths)
         self._frame_index = np.concatenate([np.arange(n) for n in lengths])
+        # every item's labels in flat arrays (item i is row i), so a batch's are gathered at once
+        self._states = np.concatenate([ep.states for ep in self.episodes]).astype(np.float32)
+        self._actions = np.concatenate([ep.actions for ep in self.episodes]).astype(np.float32)
+        self._last_row = np.repeat(np.cumsum(lengths) - 1, lengths)  # the last row of each item's episode
         h, w = self.image_size
         total_mb = len(self._ep_index) * h * w * 3 / 2**20
         if cache == "auto":
@@ -179,26 +235,39 @@ class EpisodeDataset(Dataset):
     def __len__(self) -> int:
         return len(self._ep_index)
 
+    @property
+    def mirror(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(state signs, action signs) that mirror a sample left-right when ``flip`` is on, else None."""
+        if self._state_signs is None or self._action_signs is None:
+            return None
+        return self._state_signs, self._action_signs
+
+    def labels(self, indices: np.ndarray | Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """State (B, S), action chunk (B, chunk_size, A) and padding mask (B, chunk_size) of items
+        ``indices``: actions t .. t+chunk_size-1 of the item's episode, the last one repeated past its end."""
+        idx = np.asarray(indices, dtype=np.int64)
+        rows = idx[:, None] + np.arange(self.chunk_size)
+        last = self._last_row[idx][:, None]
+        pad = rows > last
+        return self._states[idx], self._actions[np.minimum(rows, last)], pad
+
     def intervention_mask(self) -> np.ndarray:
         """(len,) bool: True where the item's step was a person's takeover (``intervention`` column)."""
         return np.concatenate([ep.interventions if ep.interventions is not None else np.zeros(len(ep), dtype=bool)
                                for ep in self.episodes])
 
     # ------------------------------------------------------------------ frames
+    def location(self, index: int) -> tuple[Episode, int]:
+        """The episode and frame number of item ``index``."""
+        return self.episodes[int(self._ep_index[index])], int(self._frame_index[index])
+
     def frame(self, index: int) -> np.ndarray:
         """Decoded (resized, not augmented) HxWx3 uint8 RGB frame of dataset item ``index``."""
         cached = self._cache.get(index)
         if cached is not None:
             return cached
         ep = self.episodes[self._ep_index[index]]
-        img = ep.load_frame(int(self._frame_index[index]))
-        if img.shape[:2] != ep.image_size:
-            raise DataError(
-                f"{ep.name}: {ep.frame_paths[int(self._frame_index[index])]} is {img.shape[:2]} (H, W) "
-                f"but meta.json says {list(ep.image_size)}"
-            )
-        if self._resize:
-            img = fit_frame(img, self.image_size)  # the same crop and resize the runtime applies to a camera
+        img = ep.fitted_frame(int(self._frame_index[index]), self.image_size)
         if self.cache_enabled:
             self._cache[index] = img
         return img
@@ -221,10 +290,8 @@ class EpisodeDataset(Dataset):
         img = self.frame(index)
         if self.augment is not None:
             img = self.augment(img)
-        idx = np.arange(t, t + self.chunk_size)
-        pad = idx >= len(ep)
-        idx = np.minimum(idx, len(ep) - 1)
-        state, actions = ep.states[t].copy(), ep.actions[idx].copy()
+        states, chunks, pads = self.labels([index])
+        state, actions, pad = states[0], chunks[0], pads[0]
         if self._action_signs is not None and float(torch.rand(())) < 0.5:
             img = img[:, ::-1]
             state *= self._state_signs

@@ -33,6 +33,7 @@ import numpy as np
 
 from edgeact.errors import DataError
 from edgeact.fileio import atomic_write_json, atomic_write_text
+from edgeact.frames import fit_frame
 
 ACTION_NAMES = ("steering", "throttle")
 REQUIRED_COLUMNS = ("frame", "timestamp", *ACTION_NAMES)
@@ -68,6 +69,15 @@ class Episode:
     def load_frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as HxWx3 uint8 RGB."""
         return read_frame(self.frame_paths[i], self.name)
+
+    def fitted_frame(self, i: int, size: tuple[int, int]) -> np.ndarray:
+        """Frame ``i`` as the model takes it at ``size`` (H, W): checked against meta.json's size, then
+        centre-cropped and resized as the runtime fits a camera frame (:func:`edgeact.frames.fit_frame`)."""
+        img = self.load_frame(i)
+        if img.shape[:2] != self.image_size:
+            raise DataError(f"{self.name}: {self.frame_paths[i]} is {img.shape[:2]} (H, W) but meta.json says "
+                            f"{list(self.image_size)}")
+        return fit_frame(img, size)
 
 
 def read_frame(path: Path, episode: str = "") -> np.ndarray:

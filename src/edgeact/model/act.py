@@ -86,7 +86,7 @@ class ACT(nn.Module):
         for image in images:
             features = self.backbone(image)
             h, w = features.shape[-2:]
-            cam_pos = sinusoidal_2d(int(h), int(w), self.config.dim_model).to(features)
+            cam_pos = sinusoidal_2d(int(h), int(w), self.config.dim_model, features.device).to(features)
             features = self.encoder_img_feat_input_proj(features)
             tokens.append(features.flatten(2).permute(2, 0, 1))  # (h*w, B, D)
             pos.append(cam_pos.flatten(2).permute(2, 0, 1))  # (h*w, 1, D)
@@ -149,19 +149,21 @@ class ACTPolicy(nn.Module):
         actions: Tensor,
         action_is_pad: Tensor,
         env_state: Tensor | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
-        """LeRobot's training loss: L1 over non-padded steps + kl_weight * KL (when use_vae)."""
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """LeRobot's training loss: L1 over non-padded steps + kl_weight * KL (when use_vae), and its parts
+        as detached 0-d tensors: reading them (``float``) is left to the caller, so a training step never
+        waits for the device there (and a CUDA graph can hold it)."""
         pred, vae_params = self.model(images, state, env_state, actions=actions, action_is_pad=action_is_pad)
         l1 = (F.l1_loss(pred, actions, reduction="none") * ~action_is_pad.unsqueeze(-1)).mean()
-        logs = {"l1_loss": float(l1.detach())}
+        terms = {"l1_loss": l1.detach()}
         loss = l1
         if vae_params is not None:
             mu, log_sigma_x2 = vae_params
             kld = (-0.5 * (1 + log_sigma_x2 - mu.pow(2) - log_sigma_x2.exp())).sum(-1).mean()
-            logs["kld_loss"] = float(kld.detach())
+            terms["kld_loss"] = kld.detach()
             loss = l1 + kld * self.config.kl_weight
-        logs["loss"] = float(loss.detach())
-        return loss, logs
+        terms["loss"] = loss.detach()
+        return loss, terms
 
     def optim_param_groups(self) -> list[dict]:
         """AdamW groups as LeRobot: the backbone gets ``optimizer_lr_backbone``."""

@@ -189,19 +189,21 @@ def sinusoidal_1d(num_positions: int, dim: int) -> Tensor:
     return torch.from_numpy(table).float()
 
 
-def sinusoidal_2d(height: int, width: int, dim_model: int) -> Tensor:
+def sinusoidal_2d(height: int, width: int, dim_model: int, device: torch.device | None = None) -> Tensor:
     """(1, dim_model, H, W) 2-D position embedding of a feature map, as DETR / LeRobot's ACT.
 
     Half the channels encode y, half x, each normalised to (0, 2*pi]. Depends only on the
-    feature map's size, so it is a constant in the exported graph.
+    feature map's size, so it is a constant in the exported graph. Computed on ``device``: a
+    table made on the CPU and copied to a GPU in every forward pass would make the host wait
+    for the GPU there (and cannot be captured in a CUDA graph).
     """
     half = dim_model // 2
     eps, two_pi = 1e-6, 2 * math.pi
-    y = torch.arange(1, height + 1, dtype=torch.float32)[None, :, None].expand(1, height, width)
-    x = torch.arange(1, width + 1, dtype=torch.float32)[None, None, :].expand(1, height, width)
+    y = torch.arange(1, height + 1, dtype=torch.float32, device=device)[None, :, None].expand(1, height, width)
+    x = torch.arange(1, width + 1, dtype=torch.float32, device=device)[None, None, :].expand(1, height, width)
     y = y / (height + eps) * two_pi
     x = x / (width + eps) * two_pi
-    inverse_frequency = 10000 ** (2 * (torch.arange(half, dtype=torch.float32) // 2) / half)
+    inverse_frequency = 10000 ** (2 * (torch.arange(half, dtype=torch.float32, device=device) // 2) / half)
     x = x.unsqueeze(-1) / inverse_frequency
     y = y.unsqueeze(-1) / inverse_frequency
     pos_x = torch.stack((x[..., 0::2].sin(), x[..., 1::2].cos()), dim=-1).flatten(3)

@@ -25,6 +25,7 @@ class DistContext:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1  # processes on this machine
 
     @property
     def enabled(self) -> bool:
@@ -42,11 +43,12 @@ def from_environment() -> DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     except ValueError as err:
-        raise ConfigError(f"bad torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK): {err}") from None
+        raise ConfigError(f"bad torchrun environment (WORLD_SIZE/RANK/LOCAL_RANK/LOCAL_WORLD_SIZE): {err}") from None
     if world < 1 or not 0 <= rank < world:
         raise ConfigError(f"bad torchrun environment: RANK={rank}, WORLD_SIZE={world}")
-    return DistContext(rank=rank, local_rank=local, world_size=world)
+    return DistContext(rank=rank, local_rank=local, world_size=world, local_world_size=max(1, local_world))
 
 
 def init(ctx: DistContext, device):
@@ -104,7 +106,7 @@ def shutdown(ctx: DistContext) -> None:
 
 def torchrun_argv(nproc: int, train_args: list[str], *, nnodes: int = 1, node_rank: int = 0,
                   master: str | None = None) -> list[str]:
-    """The torchrun command that runs ``python -m edgeact.train TRAIN_ARGS`` on ``nproc`` processes per node.
+    """The torchrun command that runs ``python -m edgeact.training TRAIN_ARGS`` on ``nproc`` processes per node.
 
     One node: torchrun picks a free local port (``--standalone``). Several nodes: every node
     runs the same command with its own ``node_rank``; ``master`` is node 0's HOST:PORT.
@@ -120,4 +122,4 @@ def torchrun_argv(nproc: int, train_args: list[str], *, nnodes: int = 1, node_ra
             raise ConfigError(f"several nodes need --node-rank in [0, {nnodes}) and --master HOST:PORT (node 0's "
                               f"address and a free port on it), got --node-rank {node_rank} --master {master}")
         cmd += ["--nnodes", str(nnodes), "--node-rank", str(node_rank), "--master-addr", host, "--master-port", port]
-    return [*cmd, "-m", "edgeact.train", *train_args]
+    return [*cmd, "-m", "edgeact.training", *train_args]

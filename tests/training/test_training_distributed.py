@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 
 from edgeact.cli import build_parser
 from edgeact.commands.train import _train_args
-from edgeact.distributed import DistContext, from_environment, torchrun_argv
 from edgeact.errors import ConfigError
 from edgeact.sim.record import record_episodes
-from edgeact.train import TrainConfig, train
+from edgeact.training.distributed import DistContext, from_environment, torchrun_argv
+from edgeact.training.loop import TrainConfig, train
 
 # No randomness inside a step (no VAE sampling, dropout, state noise, augmentation, flips),
 # so N processes on slices of a global batch must compute what one process does on all of it.
@@ -43,7 +43,7 @@ def run_torchrun(nproc: int, data, out, steps: int, resume: bool = False) -> Non
     script = out.parent / f"{out.name}_train.py"
     script.write_text(textwrap.dedent(f"""
         from pathlib import Path
-        from edgeact.train import TrainConfig, train
+        from edgeact.training.loop import TrainConfig, train
         train(TrainConfig(data=Path({str(data)!r}), out=Path({str(out)!r}), steps={steps}, resume={resume},
                           **{DETERMINISTIC!r}), progress=print)
     """))
@@ -123,7 +123,7 @@ def test_nproc_launches_torchrun_with_the_same_training_options():
                                       "--no-flip", "--batch-size", "8"])
     cmd = torchrun_argv(args.nproc, _train_args(args))
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone"]
-    child = build_parser().parse_args(["train", *cmd[cmd.index("edgeact.train") + 1 :]])
+    child = build_parser().parse_args(["train", *cmd[cmd.index("edgeact.training") + 1 :]])
     for name in ("data", "out", "steps", "flip", "batch_size", "preset", "precision", "seed"):
         assert getattr(child, name) == getattr(args, name), name
     assert child.nproc == 1  # the children train; they do not launch again
@@ -134,7 +134,7 @@ def test_nproc_launches_torchrun_with_the_same_training_options():
 
 
 def test_global_batch_must_split_over_processes(episodes, tmp_path, monkeypatch):
-    from edgeact.data.loading import GlobalBatchSampler
+    from edgeact.training.sampler import GlobalBatchSampler
 
     with pytest.raises(ConfigError, match="multiple of 3"):
         GlobalBatchSampler(100, 8, rank=0, world_size=3)

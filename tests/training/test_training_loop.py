@@ -8,7 +8,7 @@ import pytest
 import edgeact
 from edgeact.errors import ConfigError, DataError
 from edgeact.sim.record import record_episodes
-from edgeact.train import TrainConfig, model_config, train
+from edgeact.training.loop import TrainConfig, train
 
 SMALL = {"dim_model": 32, "n_heads": 4, "dim_feedforward": 64, "n_encoder_layers": 1,
          "n_vae_encoder_layers": 1, "latent_dim": 8, "chunk_size": 8, "n_action_steps": 8}
@@ -74,15 +74,6 @@ def test_one_episode_is_not_enough(tmp_path):
         small_train(tmp_path / "one", tmp_path / "run")
 
 
-def test_presets():
-    tiny = model_config("tiny", (96, 128), 2, 2, pretrained=False)
-    rover = model_config("rover", (360, 640), 2, 2, pretrained=True)
-    assert tiny.dim_model < rover.dim_model and rover.chunk_size == 30
-    assert rover.pretrained_backbone_weights == "ResNet18_Weights.IMAGENET1K_V1"
-    with pytest.raises(ConfigError, match="unknown preset"):
-        model_config("huge", (96, 128), 2, 2, pretrained=False)
-
-
 def test_train_cli(episodes, tmp_path, capsys):
     from edgeact.cli import main
 
@@ -100,7 +91,7 @@ def test_train_at_another_input_size(episodes, tmp_path, capsys):
 
     code = main(["train", "--data", str(episodes), "--out", str(tmp_path / "small"), "--steps", "2",
                  "--eval-every", "2", "--batch-size", "4", "--size", "48x64"])
-    assert code == 0 and "resized as they load" in capsys.readouterr().out
+    assert code == 0 and "resized as they are decoded" in capsys.readouterr().out
     config = json.loads((tmp_path / "small" / "best" / "config.json").read_text())
     assert config["input_features"]["observation.images.cam_front"]["shape"] == [3, 48, 64]
     assert main(["train", "--data", str(episodes), "--out", str(tmp_path / "bad"), "--size", "48by64"]) == 2
@@ -110,22 +101,23 @@ def test_train_at_another_input_size(episodes, tmp_path, capsys):
 def test_training_bench_times_every_speed_up_on_the_same_batches(episodes):
     import torch
 
-    from edgeact.train import native_bf16
-    from edgeact.train_bench import VARIANTS, bench_training, format_table
+    from edgeact.training.benchmark import BF16, VARIANTS, bench_training, format_table
+    from edgeact.training.step import native_bf16
 
     timings = bench_training(episodes, steps=1, rounds=1, progress=lambda _: None)
     assert [t.variant for t in timings] == list(VARIANTS)
-    # every variant runs but those on bf16 on a CPU without native bf16 (an AVX2-only EPYC)
+    # every variant runs but bf16 autocast on a CPU without native bf16 (an AVX2-only EPYC); the ones
+    # after it then run in fp32
     skipped = [t.variant for t in timings if t.skipped]
-    assert skipped == ([] if native_bf16(torch.device("cpu")) else [v for v in VARIANTS if v.bf16])
+    assert skipped == ([] if native_bf16(torch.device("cpu")) else [BF16])
     assert all(t.seconds_per_step > 0 for t in timings if not t.skipped)
     table = format_table(timings, 1)
-    assert "| reference: fp32" in table and "1.00x" in table and "prefetch thread" in table
+    assert "| reference: fp32" in table and "1.00x" in table and "decoded-frame cache" in table
 def test_intervention_weight_draws_takeover_steps_more_often(tmp_path):
     from edgeact.data.dataset import EpisodeDataset
     from edgeact.data.episodes import EpisodeWriter, load_episodes
-    from edgeact.data.loading import GlobalBatchSampler
-    from edgeact.train import intervention_weights
+    from edgeact.training.loop import intervention_weights
+    from edgeact.training.sampler import GlobalBatchSampler
 
     for e in range(2):
         with EpisodeWriter(tmp_path / f"episode_{e:03d}", fps=30, intervention_column=True) as w:

@@ -1,8 +1,8 @@
 """Where training speed comes from: steps/s of the same training loop with each speed-up added in turn.
 
 Every variant trains the same model from the same initial weights on the same batches; only
-how the step runs changes (memory layout, optimizer kernel, autocast, where batches are
-built), never what the model computes. Variants are timed in interleaved rounds so that load
+how the step runs changes (memory layout, optimizer kernel, autocast, where frames come
+from), never what the model computes. Variants are timed in interleaved rounds so that load
 from other processes on a shared machine spreads over all of them; compare the ratios.
 
 What every variant shares (the frozen batch norm applied on the cheaper side of each
@@ -17,7 +17,9 @@ import copy
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -26,15 +28,16 @@ class Variant:
     channels_last: bool
     fused_adamw: bool
     bf16: bool
-    prefetch: bool
+    frame_cache: bool
 
 
+BF16 = Variant("+ bf16 autocast (native bf16 only)", True, True, True, False)
 VARIANTS = (
-    Variant("reference: fp32, NCHW, foreach AdamW, batches built between steps", False, False, False, False),
+    Variant("reference: fp32, NCHW, foreach AdamW, frames decoded per batch", False, False, False, False),
     Variant("+ channels_last (NCHW on the smallest maps)", True, False, False, False),
     Variant("+ fused AdamW", True, True, False, False),
-    Variant("+ bf16 autocast (native bf16 only)", True, True, True, False),
-    Variant("+ batches built on a prefetch thread (edgeact train: only with a spare core)", True, True, True, True),
+    BF16,
+    Variant("+ decoded-frame cache (a batch is an index into it)", True, True, True, True),
 )
 
 
@@ -51,13 +54,15 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     import torch
 
     from edgeact.cpu import keep_freed_memory
-    from edgeact.data.dataset import EpisodeDataset
+    from edgeact.data.dataset import EpisodeDataset, ImageAugment
     from edgeact.data.episodes import load_episodes
-    from edgeact.data.loading import GlobalBatchSampler, Prefetcher
     from edgeact.data.stats import compute_stats
     from edgeact.model.act import ACTPolicy
     from edgeact.normalization import make_normalizers
-    from edgeact.train import _loss_model, _train_step, get_preset, model_config, native_bf16
+    from edgeact.training.pipeline import CachedFrames, TrainBatches, frame_cache
+    from edgeact.training.presets import get_preset, model_config
+    from edgeact.training.sampler import GlobalBatchSampler
+    from edgeact.training.step import LossModel, TrainStep, make_optimizer, native_bf16
 
     keep_freed_memory()  # as edgeact train runs
     device = torch.device("cpu")
@@ -65,43 +70,48 @@ def bench_training(data: str | os.PathLike, *, preset: str = "tiny", steps: int 
     image_size = get_preset(preset).image_size or episodes[0].image_size
     config = model_config(preset, image_size, episodes[0].states.shape[1], episodes[0].actions.shape[1], False)
     normalizers = make_normalizers(config, compute_stats(episodes))
-    dataset = EpisodeDataset(episodes, config.chunk_size, image_size=config.image_size, augment=True, flip=True)
+    dataset = EpisodeDataset(episodes, config.chunk_size, image_size=config.image_size, flip=True)
+    size = (int(config.image_size[0]), int(config.image_size[1]))
+    cache = frame_cache(episodes, size, Path(data), progress=progress)
+    cached = None if cache is None else CachedFrames(cache, np.arange(len(cache.frames)))  # all episodes, in order
     torch.manual_seed(0)
     initial = ACTPolicy(config)
     batch = batch_size or get_preset(preset).batch_size
     bf16 = native_bf16(device)
     timings: dict[Variant, list[float]] = {v: [] for v in VARIANTS}
-    states = {}
+    steps_of: dict[Variant, TrainStep] = {}
     for v in VARIANTS:
         policy = copy.deepcopy(initial)
         if v.channels_last:
             policy.model.backbone.use_channels_last(config.image_size, device.type)
-        impl: dict[str, Any] = {"fused": True} if v.fused_adamw else {"foreach": True}
-        optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr, **impl)
-        states[v] = (policy, optimizer)
+        if v.fused_adamw:
+            optimizer = make_optimizer(policy, config.optimizer_lr, 0.0, device)
+        else:
+            optimizer = torch.optim.AdamW(policy.optim_param_groups(), lr=config.optimizer_lr, foreach=True)
+        steps_of[v] = TrainStep(LossModel(policy), normalizers, optimizer, grad_clip_norm=10.0, state_noise=0.5,
+                                autocast=torch.bfloat16 if v.bf16 and bf16 else None, augment=ImageAugment(),
+                                channels_last=v.channels_last)
     for r in range(rounds + 1):  # round 0 warms up (first-touch decoding, oneDNN kernel selection)
         for v in VARIANTS:
-            if v.bf16 and not bf16:
-                continue
-            policy, optimizer = states[v]
+            if v is BF16 and not bf16 or v.frame_cache and cached is None:
+                continue  # without native bf16 the variant is the one before it; the ones after it run in fp32
             sampler = GlobalBatchSampler(len(dataset), batch, seed=r, start_step=0)
-            loader = iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler))
-            batches = Prefetcher(loader) if v.prefetch else loader
+            batches = TrainBatches(dataset, sampler, device, frames=cached if v.frame_cache else None, seed=r,
+                                   augment=True)
             n = 2 if r == 0 else steps
             t0 = time.perf_counter()
             for _ in range(n):
-                _train_step(_loss_model(policy), normalizers, optimizer, next(batches), device, 10.0, 0.5,
-                            torch.bfloat16 if v.bf16 else None, v.channels_last)
+                steps_of[v](next(batches))
             elapsed = time.perf_counter() - t0
-            if isinstance(batches, Prefetcher):
-                batches.close()
+            batches.close()
             if r:
                 timings[v].append(elapsed / n)
                 progress(f"round {r}/{rounds}: {v.name}: {elapsed / n * 1000:.0f} ms/step")
     out = []
     for v in VARIANTS:
         if not timings[v]:
-            out.append(VariantTiming(v, float("nan"), "this CPU has no native bf16 (AVX512-BF16/AMX)"))
+            why = "no native bf16 (AVX512-BF16/AMX)" if v is BF16 else "no room on the disk for the cache"
+            out.append(VariantTiming(v, float("nan"), why))
         else:
             out.append(VariantTiming(v, sorted(timings[v])[len(timings[v]) // 2]))
     return out
