@@ -7,8 +7,11 @@ and drive each on tracks it never saw; print compute and the estimated Pi 5 chun
 
 Every size trains on the same 360x640 episodes, fitted (centre crop + resize) as the runtime
 fits camera frames, and is driven with the simulator's camera at 360x640, fitted the same
-way. Each (size, training seed) is trained once; a rerun picks up where it stopped and only
-re-prints the table. Results: OUT/results.json and OUT/results.md.
+way. Each (size, training seed) is trained, exported and driven once, into OUT/SIZE-seedK/
+(run.json holds its result); a rerun picks up where it stopped, and several study processes
+may run at once on different sizes or seeds (on 2 cores, two one-thread processes:
+``OMP_NUM_THREADS=1``). The table is assembled from every run.json: OUT/results.json and
+OUT/results.md.
 """
 
 from __future__ import annotations
@@ -87,6 +90,32 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_once(args: argparse.Namespace, size: tuple[int, int], seed: int) -> dict:
+    """Train, export and drive one (size, training seed); kept in its folder's run.json, so a
+    rerun (or another study process on other sizes) never repeats or overwrites it."""
+    folder = args.out / f"{_name(size)}-seed{seed}"
+    run_path = folder / "run.json"
+    if run_path.is_file():
+        return json.loads(run_path.read_text())
+    print(f"== {_name(size)}, training seed {seed}", flush=True)
+    bundle = train_and_export(args.episodes, folder, size, seed, args.steps)
+    log = [json.loads(line) for line in (folder / "model" / "log.jsonl").read_text().splitlines()]
+    val = [e["val_l1"] for e in log if "val_l1" in e]
+    drives = [d for look in args.looks.split(",")
+              for d in drive(bundle, args.tracks.split(","), int(look), args.seconds)]
+    run = {"seed": seed, "best_val_l1": min(val) if val else None,
+           "train_minutes": round(log[-1]["seconds"] / 60, 1) if log else None,
+           "torch_threads": _torch_threads(), "drives": drives}
+    atomic_write_json(run_path, run)
+    return run
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=Path, required=True, help="episodes recorded at 360x640")
@@ -100,29 +129,18 @@ def main() -> None:
     p.add_argument("--gflops-only", action="store_true", help="only the compute columns; no training")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"sizes": {}}
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    for size in sizes:
-        row = results["sizes"].setdefault(_name(size), {"runs": []})
-        row["gflops"] = full_width_gflops(size)
-        row["pi5_ms"] = {e: estimate_chunk_ms(row["gflops"], e) for e in ENGINE_EFFICIENCY}
-    atomic_write_json(results_path, results)
     if not args.gflops_only:
         for seed in (int(s) for s in args.seeds.split(",")):
             for size in sizes:
-                row = results["sizes"][_name(size)]
-                if any(run["seed"] == seed for run in row["runs"]):
-                    continue
-                print(f"== {_name(size)}, training seed {seed}", flush=True)
-                folder = args.out / f"{_name(size)}-seed{seed}"
-                bundle = train_and_export(args.episodes, folder, size, seed, args.steps)
-                log = [json.loads(line) for line in (folder / "model" / "log.jsonl").read_text().splitlines()]
-                val = [e["val_l1"] for e in log if "val_l1" in e]
-                drives = [d for look in args.looks.split(",")
-                          for d in drive(bundle, args.tracks.split(","), int(look), args.seconds)]
-                row["runs"].append({"seed": seed, "best_val_l1": min(val) if val else None, "drives": drives})
-                atomic_write_json(results_path, results)
+                run_once(args, size, seed)
+    results = {"sizes": {}}
+    for size in sizes:
+        gflops = full_width_gflops(size)
+        runs = [json.loads(path.read_text()) for path in sorted(args.out.glob(f"{_name(size)}-seed*/run.json"))]
+        results["sizes"][_name(size)] = {"gflops": gflops, "runs": runs,
+                                         "pi5_ms": {e: estimate_chunk_ms(gflops, e) for e in ENGINE_EFFICIENCY}}
+    atomic_write_json(args.out / "results.json", results)
     atomic_write_text(args.out / "results.md", markdown(results))
     print(markdown(results))
 

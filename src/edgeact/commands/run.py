@@ -44,8 +44,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, metavar="CONFIG.json",
                    help="config.json for a weights-only .pth checkpoint (default: the one beside it)")
     p.add_argument("--backend", default=None, metavar="NAME",
-                   help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, else "
-                   "its ONNX model; torch for a checkpoint)")
+                   help="torch, onnx, onnx-int8, torch-int8, litert-int8, litert-fp16, litert (default auto: a "
+                   "bundle's HEF when a Hailo device is present, else its fastest model for this CPU, "
+                   "litert-int8 on a Pi 5, onnx-int8 on x86; torch for a checkpoint)")
     p.add_argument("--camera", "--camera_id", dest="camera", required=True, metavar="SRC",
                    help="device index (0), video file or URL, picamera2[:N], replay:EPISODE_DIR, sim[:TRACK]")
     p.add_argument("--actuator", "--arduino_port", dest="actuator", required=True, metavar="DST",

@@ -73,8 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--config", default=None, metavar="CONFIG.json",
                     help="config.json for a weights-only .pth checkpoint (default: the one beside it)")
     ev.add_argument("--backend", default="auto", metavar="NAME",
-                    help="torch, onnx, onnx-int8, torch-int8 (default auto: a bundle's int8 model if quantized, "
-                    "else its ONNX model; torch for a checkpoint)")
+                    help="torch, onnx, onnx-int8, torch-int8, litert-int8, litert-fp16, litert (default auto: a "
+                    "bundle's HEF when a Hailo device is present, else its fastest model for this CPU, "
+                    "litert-int8 on a Pi 5, onnx-int8 on x86; torch for a checkpoint)")
     ev.add_argument("--track", default="oval", help=f"track name (default oval): {TRACK_HELP}")
     ev.add_argument("--tracks", default=None, metavar="NAMES",
                     help="several tracks, comma-separated, or all (both directions of every track): a table per "
