@@ -78,6 +78,10 @@ def test_serial_actuator_counts_acks_and_rejects_corrupt_replies(board):
         assert wait_for(lambda: act.acked == 20, 2.0)
         st = act.stats()
         assert st["sent"] == 20 and st["acked"] == 20 and st["ack_latency_ms"]["n"] == 20
+        # the live view (the page's status, several a second) covers only the newest acks
+        newest = list(act.ack_latency_s)[-5:]
+        live = act.stats(recent=5)["ack_latency_ms"]
+        assert live["n"] == 5 and live["max"] == pytest.approx(max(newest) * 1e3)
         board.send_raw(b"ACK,3*00\n" + b"FAILSAF\xc5*2E\n")  # corrupt replies: rejected by the Pi side
         board.send_raw(P.encode_failsafe())
         assert wait_for(lambda: act.failsafe_count == 1 and act.rx_rejected == 2, 2.0)

@@ -10,6 +10,7 @@ pseudo-terminal, owned by the actuator) or ``none`` (dry run: records, sends not
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -73,7 +74,7 @@ class NullActuator:
     def outputs(self) -> tuple[float, float]:
         return self.last_sent
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, recent: int | None = None) -> dict[str, Any]:
         return {"port": self.port, "sent": self.sent, "acked": 0, "neutral_sent": self.neutral_sent}
 
     def board_stats(self) -> dict[str, Any] | None:
@@ -237,9 +238,13 @@ class SerialActuator:
     def board_stats(self) -> dict[str, Any] | None:
         return self.sim.stats() if self.sim is not None else None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, recent: int | None = None) -> dict[str, Any]:
         with self._pending_lock:
             unacked = len(self._pending)
+        # A live view (the page's status, several a second) takes the newest acks from the deque's end:
+        # the whole history is up to 100,000 of them, and sorting it each time stalled the control loop.
+        acks = self.ack_latency_s
+        latencies = list(itertools.islice(reversed(acks), recent)) if recent else list(acks)
         return {
             "port": self.port,
             "sent": self.sent,
@@ -252,7 +257,7 @@ class SerialActuator:
             "failsafe_count": self.failsafe_count,
             "lost_count": self.lost_count,
             "reconnects": self.reconnects,
-            "ack_latency_ms": {k: (v * 1e3 if k != "n" else v) for k, v in _pct(list(self.ack_latency_s)).items()},
+            "ack_latency_ms": {k: (v * 1e3 if k != "n" else v) for k, v in _pct(latencies).items()},
         }
 
     # ---- internals ----------------------------------------------------------------------

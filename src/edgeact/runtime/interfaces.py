@@ -83,8 +83,9 @@ class Actuator(Protocol):
         else the last command delivered."""
         ...
 
-    def stats(self) -> dict[str, Any]:
-        """Counters for the report: sent, acked, neutral_sent, send failures, ..."""
+    def stats(self, recent: int | None = None) -> dict[str, Any]:
+        """Counters for the report: sent, acked, neutral_sent, send failures, ...; the ack latency over
+        the last ``recent`` acks (a live view that costs the same at any length of run), else all kept."""
         ...
 
     def board_stats(self) -> dict[str, Any] | None:

@@ -362,7 +362,7 @@ class Runtime:
             return
         self._last_status = now
         rate, inference_s, age_s = self.telemetry.recent()
-        st = self.actuator.stats()
+        st = self.actuator.stats(recent=200)
         log.info("t=%5.1fs rate %5.1f Hz | inference %5.1f ms | chunk age %5.0f ms | sent %d acked %d | %s",
                  now - self._t_start, rate, inference_s * 1e3, age_s * 1e3, st.get("sent", 0), st.get("acked", 0),
                  "; ".join(self.safety.reasons()) or "ok")

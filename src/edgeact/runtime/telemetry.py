@@ -199,8 +199,8 @@ class Telemetry:
         with self._lock:
             per = np.array(self.tick_period[-ticks:], dtype=np.float64)
             age = np.array(self.tick_chunk_age[-ticks:], dtype=np.float64)
+            inf = np.array(self.stages["inference"][1][-inferences:], dtype=np.float64)
         per, age = per[np.isfinite(per)], age[np.isfinite(age)]
-        inf = self.stage_values("inference")[-inferences:]
         nan = float("nan")
         return (1.0 / per.mean() if per.size else 0.0, float(inf.mean()) if inf.size else nan,
                 float(age.mean()) if age.size else nan)

@@ -59,6 +59,9 @@ DRIFT_LIMITS: dict[str, DriftLimit] = {
     "drive_rss_mb": DriftLimit(60.0, why="a leak beyond the telemetry's own growth"),
     # The page stands for a phone's tab: 120 MB more an hour and a phone's OS may kill the tab mid-drive.
     "browser_pss_mb": DriftLimit(120.0, why="a phone's tab growing towards being killed"),
+    # A control loop losing its schedule as the session grows (work that grows with the run's length on
+    # a thread the loop waits for): 2 ms an hour on the p99 of |period - nominal|.
+    "jitter_p99_ms": DriftLimit(2.0, why="the control loop losing its schedule as the run grows"),
     # Slower inference eats the margin of the control loop: 10% an hour (at least 1 ms).
     "inference_p50_ms": DriftLimit(1.0, 0.10, why="inference slowing by 10% an hour"),
     # A backlog in the video path grows by whole frames (tens of ms) a minute; 30 ms an hour is

@@ -56,6 +56,9 @@ log = logging.getLogger("edgeact.drive")
 
 
 ON_RECORD_ERROR = ("neutral", "keep-driving")
+# The page's live figures cover the newest ticks, inferences and acks: 2 s at 100 Hz, and a cost that
+# does not grow with the length of the session.
+LIVE_WINDOW = 200
 
 
 @dataclass
@@ -273,11 +276,11 @@ class DriveSession:
         pilot, rt = self.pilot, self.runtime
         ex = self.executed()
         rec = self.recorder
-        recent = rt.telemetry.window(200)
+        recent = rt.telemetry.window(LIVE_WINDOW)
         period = recent["period"][np.isfinite(recent["period"])]
         inference = recent["inference"][-50:]
         age = recent["chunk_age"][np.isfinite(recent["chunk_age"])]
-        act = self.actuator.stats()
+        act = self.actuator.stats(recent=LIVE_WINDOW)
         sent, acked = act.get("sent", 0), act.get("acked", 0)
         return {
             "mode": pilot.mode.value,
