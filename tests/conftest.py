@@ -14,7 +14,7 @@ import torch
 
 from edgeact.bench import randomize_frozen_bn
 from factories import rover_stats, tiny_config, write_episodes
-from loopback_sshd import loopback_pi  # noqa: F401 - the real sshd playing the Pi, for every test folder
+from loopback_sshd import bare_pi, loopback_pi  # noqa: F401 - real sshds playing the Pi, for every test folder
 
 torch.set_num_threads(1)
 

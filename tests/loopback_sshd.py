@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,10 +47,10 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeact-test", "-f", str(path)], check=True)
 
 
-def _start_sshd(folder: Path, port: int) -> subprocess.Popen | None:
+def _start_sshd(folder: Path, port: int, extra: str = "") -> subprocess.Popen | None:
     config = folder / "sshd_config"
     config.write_text(f"""\
-Port {port}
+{extra}Port {port}
 ListenAddress 127.0.0.1
 HostKey {folder / 'host_key'}
 AuthorizedKeysFile {folder / 'authorized_keys'}
@@ -80,9 +81,36 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 
 @pytest.fixture(scope="session")
 def loopback_pi(tmp_path_factory) -> LoopbackPi:
+    folder = tmp_path_factory.mktemp("sshd")
+    proc, pi = start_loopback_pi(folder)
+    yield pi
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def bare_pi(tmp_path_factory) -> LoopbackPi:
+    """A second server whose sessions find a ``python3`` with the standard library only (a venv made
+    without this environment's packages), as on a Pi before ``deploy --setup``; this machine's own
+    python3 may have edgeact installed."""
+    folder = tmp_path_factory.mktemp("bare-sshd")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "python")], check=True)
+    bin_dir = folder / "python" / "bin"  # run from here, python3 finds its pyvenv.cfg: no site-packages
+    # Every command runs through this wrapper, after the login shell's own files (which may put
+    # another python3 first on PATH), so the sessions see this python3 first.
+    wrapper = folder / "session.sh"
+    wrapper.write_text(f'#!/bin/sh\nPATH={bin_dir}:$PATH\nexport PATH\nexec /bin/sh -c "$SSH_ORIGINAL_COMMAND"\n')
+    wrapper.chmod(0o755)
+    proc, pi = start_loopback_pi(folder, extra=f"ForceCommand {wrapper}\n")
+    yield pi
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def start_loopback_pi(folder: Path, extra: str = "") -> tuple[subprocess.Popen, LoopbackPi]:
+    """Keys, a running sshd on a free port and the client configs to reach it, in ``folder``."""
     if not os.path.exists(SSHD) or shutil.which("ssh") is None:
         pytest.fail("the deploy tests need OpenSSH (server and client): bash scripts/install-test-system-packages.sh")
-    folder = tmp_path_factory.mktemp("sshd")
     if os.geteuid() == 0:
         # sshd refuses to start as root without its privilege separation directory (the Debian unit creates it).
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
@@ -93,7 +121,7 @@ def loopback_pi(tmp_path_factory) -> LoopbackPi:
     proc = port = None
     for _ in range(5):  # a free port can be taken by someone else between the check and the bind
         port = _free_port()
-        proc = _start_sshd(folder, port)
+        proc = _start_sshd(folder, port, extra)
         if proc:
             break
     if proc is None:
@@ -110,7 +138,5 @@ def loopback_pi(tmp_path_factory) -> LoopbackPi:
     (folder / "ssh_config").write_text(f"Host edgeact-test-pi\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n"
                                        f"  IdentityFile {folder / 'client_key'}\n{common}")
     (folder / "plain_ssh_config").write_text(f"Host *\n{common}")
-    yield LoopbackPi("edgeact-test-pi", folder / "ssh_config", folder / "plain_ssh_config", folder / "client_key",
-                     folder / "wrong_key", port, user, folder / "sshd.log")
-    proc.terminate()
-    proc.wait(timeout=10)
+    return proc, LoopbackPi("edgeact-test-pi", folder / "ssh_config", folder / "plain_ssh_config",
+                            folder / "client_key", folder / "wrong_key", port, user, folder / "sshd.log")

@@ -46,7 +46,9 @@ def test_bench_command_writes_json_and_png(tiny_bundle, tmp_path, capsys):
     assert rows["torch"]["speedup_vs_reference"] == 1.0 and report["reference"] == "torch"
     assert rows["onnx-int8"]["precision"] == "int8" and rows["onnx"]["precision"] == "fp32"
     for r in rows.values():
-        assert r["threads"] == 1 and (r["peak_pct"] is None or 0 < r["peak_pct"] < 100)
+        # the peak assumes the clock /proc/cpuinfo states; a VM's boosting CPU can run above it
+        assert r["threads"] == 1 and (r["peak_pct"] is None or r["peak_pct"] > 0)
+        assert (r["peak_pct"] or 0) <= 100 or "over 100 % of the peak" in text
         assert r["runs"] == 4 and len(r["latencies_ms"]) == 4
         assert 0 < r["p50_ms"] <= r["p99_ms"]
         assert r["rate_hz"] == pytest.approx(1000 / r["p50_ms"])

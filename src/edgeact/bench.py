@@ -149,6 +149,9 @@ class BenchReport:
         if load1 > 0.75 * m["cores"]:
             out.append(f"warning: load average {load1:.1f} on {m['cores']} cores: other processes compete for the "
                        "cores, so latencies are inflated (multi-threaded PyTorch most) and ratios unreliable")
+        if any(r.peak_pct is not None and r.peak_pct > 100 for r in self.rows):
+            out.append("warning: over 100 % of the peak: the CPU ran faster than the clock the peak assumes "
+                       "(a VM's /proc/cpuinfo states the base clock, not the boost one)")
         notes = sorted({f"{r.backend}: {r.note}" for r in self.rows if r.note})
         out += [f"note: {n}" for n in notes]
         return "\n".join(out)
