@@ -17,22 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from edgeact.errors import ActuatorError, ConfigError
 from edgeact.runtime import protocol as P
 from edgeact.runtime.interfaces import ActuatorEventSink
 from edgeact.runtime.sim_arduino import SimArduino
+from edgeact.runtime.telemetry import stats_ms
 
 log = logging.getLogger("edgeact.runtime")
-
-def _pct(values: list[float] | np.ndarray) -> dict:
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return {"n": 0}
-    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-            "max": float(a.max()), "mean": float(a.mean())}
-
 
 class NullActuator:
     """Dry run: keeps the commands it is given (``history``), sends nothing anywhere."""
@@ -257,7 +248,7 @@ class SerialActuator:
             "failsafe_count": self.failsafe_count,
             "lost_count": self.lost_count,
             "reconnects": self.reconnects,
-            "ack_latency_ms": {k: (v * 1e3 if k != "n" else v) for k, v in _pct(latencies).items()},
+            "ack_latency_ms": stats_ms(latencies),
         }
 
     # ---- internals ----------------------------------------------------------------------
