@@ -5,6 +5,7 @@ state shared by every page."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import struct
@@ -145,7 +146,10 @@ async def _exchange(session, sends: list, wait_s: float = 0.6, ack_after: float 
                 frames.append(msg.data)
                 if ack_after is not None:
                     await asyncio.sleep(ack_after)
-                    await ws.send_json({"type": "frame"})
+                    # the server may be closing the socket meanwhile: the page's ack then goes nowhere, and
+                    # the next receive reports the close
+                    with contextlib.suppress(aiohttp.ClientConnectionResetError):
+                        await ws.send_json({"type": "frame"})
             else:
                 break
         return texts, frames, ws.close_code
